@@ -1,0 +1,45 @@
+//! Run one query text on whichever backend is open. Each macro expands its body once per
+//! backend, so the body is compiled against both drivers.
+
+/// Runs `$body` with `$c` bound to a pool that may be used for reads.
+macro_rules! read {
+    ($store:expr, |$c:ident| $body:expr) => {
+        match &$store.db {
+            $crate::Db::Sqlite { read: $c, .. } => $body,
+            $crate::Db::Postgres($c) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$c` bound to a pool that may be used for writes.
+macro_rules! write {
+    ($store:expr, |$c:ident| $body:expr) => {
+        match &$store.db {
+            $crate::Db::Sqlite { write: $c, .. } => $body,
+            $crate::Db::Postgres($c) => $body,
+        }
+    };
+}
+
+/// Runs `$body` inside a transaction bound to `$tx` (use `&mut *$tx` as the executor). The
+/// transaction commits when the body finishes and rolls back if it returns early with `?`.
+macro_rules! tx {
+    ($store:expr, |$tx:ident| $body:expr) => {
+        match &$store.db {
+            $crate::Db::Sqlite { write, .. } => {
+                let mut $tx = write.begin().await.map_err($crate::StoreError::from_sqlx)?;
+                let out = $body;
+                $tx.commit().await.map_err($crate::StoreError::from_sqlx)?;
+                out
+            }
+            $crate::Db::Postgres(pool) => {
+                let mut $tx = pool.begin().await.map_err($crate::StoreError::from_sqlx)?;
+                let out = $body;
+                $tx.commit().await.map_err($crate::StoreError::from_sqlx)?;
+                out
+            }
+        }
+    };
+}
+
+pub(crate) use {read, tx, write};
