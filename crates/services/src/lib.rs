@@ -1,1 +1,82 @@
-//! placeholder
+//! The rules of Agentry: who may do what, and what happens when they do.
+//!
+//! Services take raw input, parse it into domain types (collecting every bad field), check the
+//! caller's role, call the store and record audit events. They know nothing of HTTP; the API
+//! maps [`ServiceError`] to statuses.
+
+pub mod admin;
+pub mod api_keys;
+pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod events;
+pub mod mail;
+pub mod members;
+pub mod orgs;
+pub mod passwords;
+pub mod principal;
+pub mod tokens;
+pub mod users;
+
+use std::sync::Arc;
+
+use agentry_store::Store;
+use chrono::Duration;
+
+pub use error::{ServiceError, ServiceResult};
+pub use mail::Mailer;
+pub use principal::{Actor, OrgCtx, Principal, RequestMeta};
+
+/// Settings the services need.
+#[derive(Clone)]
+pub struct AuthSettings {
+    /// Secret for signing access tokens (HS256); at least 32 bytes.
+    pub jwt_secret: Vec<u8>,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub reset_ttl: Duration,
+    pub invitation_ttl: Duration,
+    pub allow_signup: bool,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("jwt_secret", &"<redacted>")
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("allow_signup", &self.allow_signup)
+            .finish()
+    }
+}
+
+impl AuthSettings {
+    pub fn new(jwt_secret: Vec<u8>) -> AuthSettings {
+        AuthSettings {
+            jwt_secret,
+            access_ttl: Duration::minutes(15),
+            refresh_ttl: Duration::days(30),
+            reset_ttl: Duration::hours(1),
+            invitation_ttl: Duration::days(7),
+            allow_signup: true,
+        }
+    }
+}
+
+/// Every service, sharing one store. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Store,
+    pub settings: Arc<AuthSettings>,
+    pub mailer: Arc<Mailer>,
+}
+
+impl Services {
+    pub fn new(store: Store, settings: AuthSettings, mailer: Mailer) -> Services {
+        Services {
+            store,
+            settings: Arc::new(settings),
+            mailer: Arc::new(mailer),
+        }
+    }
+}

@@ -93,7 +93,10 @@ pub struct SessionAuth {
     pub expires_at: DateTime<Utc>,
     pub disabled: bool,
     pub platform_admin: bool,
-    pub default_org_id: Option<Uuid>,
+    /// The org the request acts in (the one named, else the user's default), if it exists.
+    pub org_id: Option<Uuid>,
+    /// The user's role in that org, if a member.
+    pub role: Option<Role>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

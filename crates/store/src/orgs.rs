@@ -308,7 +308,7 @@ impl Store {
         email: &str,
         role: Role,
         token_hash: &str,
-        invited_by: Uuid,
+        invited_by: Option<Uuid>,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<Invitation> {

@@ -62,14 +62,23 @@ impl Store {
         Ok(session)
     }
 
-    /// The session and user state an access token depends on, in one read.
-    pub async fn session_auth(&self, session_id: Uuid) -> Result<Option<SessionAuth>> {
+    /// The session and user state an access token depends on, and the user's role in the org
+    /// the request acts in (`org`, else the user's default org), in one read.
+    pub async fn session_auth(
+        &self,
+        session_id: Uuid,
+        org: Option<Uuid>,
+    ) -> Result<Option<SessionAuth>> {
         read!(self, |c| sqlx::query_as(
             "SELECT s.id AS session_id, s.user_id, (s.revoked_at IS NOT NULL) AS revoked, s.expires_at,
-                    u.disabled, u.platform_admin, u.default_org_id
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
+                    u.disabled, u.platform_admin, o.id AS org_id, m.role AS role
+             FROM sessions s JOIN users u ON u.id = s.user_id
+             LEFT JOIN orgs o ON o.id = COALESCE($2, u.default_org_id)
+             LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = s.user_id
+             WHERE s.id = $1"
         )
         .bind(session_id)
+        .bind(org)
         .fetch_optional(c)
         .await)
         .map_err(StoreError::from_sqlx)
@@ -127,6 +136,18 @@ impl Store {
             }
         });
         Ok(outcome)
+    }
+
+    /// One of the user's sessions, live or not.
+    pub async fn session(&self, user_id: Uuid, session_id: Uuid) -> Result<Option<Session>> {
+        read!(self, |c| sqlx::query_as(&format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE id = $1 AND user_id = $2"
+        ))
+        .bind(session_id)
+        .bind(user_id)
+        .fetch_optional(c)
+        .await)
+        .map_err(StoreError::from_sqlx)
     }
 
     /// Revokes one of the user's sessions. `false` when it is not theirs or already revoked.

@@ -1,0 +1,68 @@
+//! Recording audit events: who did what, to what, from where.
+
+use agentry_core::id::new_id_at;
+use agentry_store::events::NewEvent;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{Actor, RequestMeta, Services};
+
+/// The kind of actor an event names.
+#[derive(Debug, Clone, Copy)]
+pub enum EventActor {
+    Actor(Actor),
+    /// A user acting without a session yet (registration, login, password reset).
+    User(Uuid),
+    /// Someone unknown (such as a failed login for an unknown email).
+    Anonymous,
+    System,
+}
+
+impl EventActor {
+    fn parts(self) -> (&'static str, Option<Uuid>) {
+        match self {
+            EventActor::Actor(a) => (a.kind(), Some(a.id())),
+            EventActor::User(id) => ("user", Some(id)),
+            EventActor::Anonymous => ("anonymous", None),
+            EventActor::System => ("system", None),
+        }
+    }
+}
+
+/// One event to record.
+pub struct Audit<'a> {
+    pub org_id: Option<Uuid>,
+    pub kind: &'static str,
+    pub category: &'static str,
+    pub actor: EventActor,
+    pub user_id: Option<Uuid>,
+    pub data: Value,
+    pub meta: &'a RequestMeta,
+}
+
+impl Services {
+    /// Appends an event. The action it records has already happened, so a failure to record
+    /// is logged rather than turned into an error for the caller.
+    pub async fn record(&self, a: Audit<'_>) {
+        let (id, created_at) = new_id_at();
+        let (actor_type, actor_id) = a.actor.parts();
+        let event = NewEvent {
+            id,
+            org_id: a.org_id,
+            kind: a.kind.to_string(),
+            category: a.category.to_string(),
+            actor_type: actor_type.to_string(),
+            actor_id,
+            agent_id: None,
+            task_id: None,
+            execution_id: None,
+            user_id: a.user_id,
+            data: a.data,
+            ip: a.meta.ip.clone(),
+            created_at,
+        };
+        if let Err(e) = self.store.append_event(&event).await {
+            tracing::error!(event.kind = a.kind, error = %e, "failed to record audit event");
+        }
+    }
+}
