@@ -88,11 +88,11 @@ fn describe(path: &str, message: &str) -> (String, String) {
         );
     }
     if message.starts_with("unknown field ") {
-        let name = quoted(message).unwrap_or_default();
+        // The path already ends at the unknown field.
         let field = if path == "." || path.is_empty() {
-            name
+            quoted(message).unwrap_or_default()
         } else {
-            format!("{path}.{name}")
+            path.to_string()
         };
         return (field, "is not a known field".into());
     }

@@ -1,0 +1,14 @@
+//! End-to-end tests of the HTTP API: a real server on port 0 per test, over real HTTP, on
+//! SQLite and on PostgreSQL.
+
+mod events;
+mod http;
+mod identity;
+mod keys;
+mod matrices;
+mod orgs;
+mod ratelimit;
+mod tokens;
+
+pub use agentry_testkit::{Backend, Resp, TestApp, User, both_backends};
+pub use serde_json::{Value, json};
