@@ -170,7 +170,7 @@ async fn send_smtp(cfg: &SmtpConfig, to: &str, subject: &str, body: &str) -> Res
         msg.push_str(line);
         msg.push_str("\r\n");
     }
-    msg.push_str(".");
+    msg.push('.');
     command(&mut write, &mut read, &msg, 250).await?;
     let _ = write.write_all(b"QUIT\r\n").await;
     Ok(())

@@ -45,10 +45,10 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn from_sqlx(e: sqlx::Error) -> StoreError {
-        if let Some(db) = e.as_database_error() {
-            if db.is_unique_violation() {
-                return StoreError::Conflict(db.message().to_string());
-            }
+        if let Some(db) = e.as_database_error()
+            && db.is_unique_violation()
+        {
+            return StoreError::Conflict(db.message().to_string());
         }
         StoreError::Database(e)
     }

@@ -22,7 +22,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
 }];
 
 /// An arbitrary constant naming Agentry's migration lock.
-const PG_LOCK_KEY: i64 = 0x6167_656e_7472_79;
+const PG_LOCK_KEY: i64 = 0x0061_6765_6e74_7279;
 
 impl Store {
     /// Applies every migration not yet applied. Returns how many were applied.

@@ -33,11 +33,13 @@ pub struct Setup {
 
 impl Default for Setup {
     fn default() -> Self {
-        let mut api = ApiConfig::default();
         // Tests register many users from one address; the rate-limit tests lower these.
-        api.rate_limits = RateLimitConfig {
-            auth_per_minute: 100_000,
-            api_per_minute: 100_000,
+        let api = ApiConfig {
+            rate_limits: RateLimitConfig {
+                auth_per_minute: 100_000,
+                api_per_minute: 100_000,
+            },
+            ..ApiConfig::default()
         };
         Setup {
             api,
