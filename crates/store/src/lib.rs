@@ -9,7 +9,9 @@
 //! fighting over the file lock) and a pool of readers.
 
 mod macros;
+mod sqlite_pool;
 use macros::read;
+use sqlite_pool::SqlitePool;
 
 pub mod api_keys;
 pub mod events;
@@ -23,9 +25,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 pub use models::*;
 
@@ -123,16 +123,13 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10))
                 .pragma("temp_store", "memory");
-            let write = SqlitePoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(opts.acquire_timeout)
-                .connect_with(connect.clone())
-                .await?;
-            let read = SqlitePoolOptions::new()
-                .max_connections(opts.max_connections.clamp(1, 64))
-                .acquire_timeout(opts.acquire_timeout)
-                .connect_with(connect.read_only(true))
-                .await?;
+            let write = SqlitePool::connect(connect.clone(), 1, opts.acquire_timeout).await?;
+            let read = SqlitePool::connect(
+                connect.read_only(true),
+                opts.max_connections.clamp(1, 64),
+                opts.acquire_timeout,
+            )
+            .await?;
             Ok(Store {
                 db: Db::Sqlite { read, write },
             })

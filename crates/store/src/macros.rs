@@ -1,21 +1,35 @@
 //! Run one query text on whichever backend is open. Each macro expands its body once per
 //! backend, so the body is compiled against both drivers.
 
-/// Runs `$body` with `$c` bound to a pool that may be used for reads.
+/// Runs `$body` with `$c` bound to an executor that may be used for reads: a pooled SQLite
+/// reader connection or the PostgreSQL pool. The body returns a `Result<_, sqlx::Error>`.
 macro_rules! read {
     ($store:expr, |$c:ident| $body:expr) => {
         match &$store.db {
-            $crate::Db::Sqlite { read: $c, .. } => $body,
+            $crate::Db::Sqlite { read, .. } => match read.acquire().await {
+                Ok(mut conn) => {
+                    let $c = &mut *conn;
+                    $body
+                }
+                Err(e) => Err(e),
+            },
             $crate::Db::Postgres($c) => $body,
         }
     };
 }
 
-/// Runs `$body` with `$c` bound to a pool that may be used for writes.
+/// Runs `$body` with `$c` bound to an executor that may be used for writes: SQLite's one
+/// writer connection or the PostgreSQL pool.
 macro_rules! write {
     ($store:expr, |$c:ident| $body:expr) => {
         match &$store.db {
-            $crate::Db::Sqlite { write: $c, .. } => $body,
+            $crate::Db::Sqlite { write, .. } => match write.acquire().await {
+                Ok(mut conn) => {
+                    let $c = &mut *conn;
+                    $body
+                }
+                Err(e) => Err(e),
+            },
             $crate::Db::Postgres($c) => $body,
         }
     };
@@ -27,7 +41,13 @@ macro_rules! tx {
     ($store:expr, |$tx:ident| $body:expr) => {
         match &$store.db {
             $crate::Db::Sqlite { write, .. } => {
-                let mut $tx = write.begin().await.map_err($crate::StoreError::from_sqlx)?;
+                let mut conn = write
+                    .acquire()
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                let mut $tx = sqlx::Connection::begin(&mut *conn)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
                 let out = $body;
                 $tx.commit().await.map_err($crate::StoreError::from_sqlx)?;
                 out
