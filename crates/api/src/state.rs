@@ -41,8 +41,12 @@ impl Default for ApiConfig {
     }
 }
 
+/// What every handler shares. One `Arc`, since axum clones the state for each extractor and
+/// middleware on every request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub services: Services,
     pub config: Arc<ApiConfig>,
     pub limits: Arc<RateLimits>,
@@ -53,12 +57,19 @@ pub struct AppState {
 impl AppState {
     pub fn new(services: Services, config: ApiConfig) -> AppState {
         let limits = Arc::new(RateLimits::new(config.rate_limits));
-        AppState {
+        AppState(Arc::new(Shared {
             services,
             config: Arc::new(config),
             limits,
             metrics: Arc::new(Metrics::default()),
             version: env!("CARGO_PKG_VERSION"),
-        }
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
