@@ -1,88 +1,224 @@
-//! Benchmarks that need a running server: startup time to a ready `/readyz` and idle RSS.
+//! Agentry's benchmark harness. Each figure starts the release binary on a fresh SQLite data
+//! directory and prints JSON: medians with min and max (see `../shared/BENCH.md`).
 //!
-//! `cargo build --release && cargo run --release -p agentry-bench -- target/release/agentry`
-//! Each run starts the binary on a fresh SQLite data dir (first start: migrations), then again
-//! on the same dir (a migrated database), and reports the median, min and max of five runs.
+//! ```text
+//! cargo build --release --workspace
+//! target/release/agentry-bench startup  [--bin target/release/agentry]
+//! target/release/agentry-bench auth-me  [--bin ...] [--connections 64] [--seconds 10]
+//!                                       [--runs 3] [--rate 5000]
+//! target/release/agentry-bench load     --addr 127.0.0.1:8080 --token T [--path ...]
+//!                                       [--connections 64] [--seconds 10] [--rate R]
+//! ```
 
-use std::process::{Command, Stdio};
+mod load;
+mod server;
+
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-fn rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
+use serde_json::{Value, json};
 
-async fn start_once(
-    bin: &str,
-    dir: &std::path::Path,
-    port: u16,
-) -> anyhow::Result<(Duration, u64)> {
-    let started = Instant::now();
-    let mut child = Command::new(bin)
-        .arg("serve")
-        .env("AGENTRY_DATA_DIR", dir)
-        .env("AGENTRY_LISTEN", format!("127.0.0.1:{port}"))
-        .env("AGENTRY_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/readyz");
-    let deadline = started + Duration::from_secs(30);
-    let ready = loop {
-        if let Ok(r) = client.get(&url).send().await
-            && r.status().is_success()
-        {
-            break started.elapsed();
-        }
-        anyhow::ensure!(Instant::now() < deadline, "server did not become ready");
-        tokio::task::yield_now().await;
-    };
-    // Let the process settle before reading its idle memory.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss = rss_kb(child.id()).unwrap_or(0);
-    child.kill()?;
-    child.wait()?;
-    Ok((ready, rss))
-}
-
-fn summary(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(|a, b| a.total_cmp(b));
-    (v[v.len() / 2], v[0], v[v.len() - 1])
-}
+use crate::load::{Outcome, Target};
+use crate::server::{Server, summary, temp_dir};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let bin = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "target/release/agentry".into());
-    let mut first = vec![];
-    let mut warm = vec![];
-    let mut rss = vec![];
-    for i in 0..5u16 {
-        let dir = std::env::temp_dir().join(format!("agentry-bench-{}-{i}", std::process::id()));
-        let (t1, _) = start_once(&bin, &dir, 18_500 + i).await?;
-        let (t2, r2) = start_once(&bin, &dir, 18_600 + i).await?;
-        first.push(t1.as_secs_f64() * 1000.0);
-        warm.push(t2.as_secs_f64() * 1000.0);
-        rss.push(r2 as f64 / 1024.0);
-        let _ = std::fs::remove_dir_all(&dir);
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let mut opts = HashMap::new();
+    while let Some(k) = args.next() {
+        let k = k
+            .strip_prefix("--")
+            .ok_or_else(|| anyhow::anyhow!("expected --option value, got {k:?}"))?
+            .to_string();
+        let v = args
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("--{k} needs a value"))?;
+        opts.insert(k, v);
     }
-    let out = serde_json::json!({
-        "startup_first_ms": summary(first),
-        "startup_migrated_ms": summary(warm),
-        "idle_rss_mb": summary(rss),
-        "note": "(median, min, max) of 5 runs; SQLite; release build",
-    });
+    let opt = |k: &str, default: &str| opts.get(k).cloned().unwrap_or_else(|| default.into());
+    let bin = opt("bin", "target/release/agentry");
+    let out = match command.as_str() {
+        "startup" => startup(&bin).await?,
+        "auth-me" => {
+            auth_me(
+                &bin,
+                opt("connections", "64").parse()?,
+                Duration::from_secs(opt("seconds", "10").parse()?),
+                opt("runs", "3").parse()?,
+                opt("rate", "5000").parse()?,
+            )
+            .await?
+        }
+        // Load against a server that is already running (for profiling it).
+        "load" => {
+            let target = Target::get_with_bearer(
+                opt("addr", "127.0.0.1:8080").parse()?,
+                &opt("path", "/api/v1/auth/me"),
+                &opt("token", ""),
+            );
+            let rate = opts.get("rate").map(|r| r.parse()).transpose()?;
+            let seconds = Duration::from_secs(opt("seconds", "10").parse()?);
+            let connections = opt("connections", "64").parse()?;
+            report(vec![load::run(&target, connections, seconds, rate).await?])
+        }
+        other => anyhow::bail!("unknown benchmark {other:?}; use startup, auth-me or load"),
+    };
     std::io::Write::write_all(
         &mut std::io::stdout(),
         format!("{}\n", serde_json::to_string_pretty(&out)?).as_bytes(),
     )?;
     Ok(())
+}
+
+/// Spawn to the first 200 from `/readyz`, on a fresh directory (secrets and migrations) and
+/// again on the migrated one, and the idle RSS one second after ready. Five runs.
+async fn startup(bin: &str) -> anyhow::Result<Value> {
+    let mut first = vec![];
+    let mut warm = vec![];
+    let mut rss = vec![];
+    for i in 0..5u16 {
+        let dir = temp_dir(&format!("startup-{i}"));
+        let started = Instant::now();
+        let s = Server::spawn(bin, dir.clone(), 18_500 + i, &[])?.keep_dir();
+        first.push(ms(s.wait_ready(started).await?));
+        drop(s);
+        let started = Instant::now();
+        let s = Server::spawn(bin, dir, 18_600 + i, &[])?;
+        warm.push(ms(s.wait_ready(started).await?));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        rss.push(s.memory_kb().0 as f64 / 1024.0);
+    }
+    Ok(json!({
+        "startup_first_ms": summary(first),
+        "startup_migrated_ms": summary(warm),
+        "idle_rss_mb": summary(rss),
+        "note": "(median, min, max) of 5 runs; SQLite; release build",
+    }))
+}
+
+/// `GET /api/v1/auth/me` with a JWT and with an API key: closed-loop maximum throughput at
+/// `connections`, then open-loop latency at a fixed `rate`; the two credentials alternate.
+async fn auth_me(
+    bin: &str,
+    connections: usize,
+    duration: Duration,
+    runs: usize,
+    rate: f64,
+) -> anyhow::Result<Value> {
+    let s = Server::spawn(
+        bin,
+        temp_dir("auth-me"),
+        18_700,
+        &[("AGENTRY_RATE_LIMIT_API", "4000000000")],
+    )?;
+    s.wait_ready(Instant::now()).await?;
+    let (jwt, key) = credentials(&s).await?;
+    let addr = format!("127.0.0.1:{}", s.port).parse()?;
+    let targets = [
+        (
+            "jwt",
+            Target::get_with_bearer(addr, "/api/v1/auth/me", &jwt),
+        ),
+        (
+            "api_key",
+            Target::get_with_bearer(addr, "/api/v1/auth/me", &key),
+        ),
+    ];
+    // Warm up: connections, caches, the database pool.
+    for (_, t) in &targets {
+        load::run(t, connections, Duration::from_secs(2), None).await?;
+    }
+    let mut result = serde_json::Map::new();
+    let mut closed: HashMap<&str, Vec<Outcome>> = HashMap::new();
+    let mut open: HashMap<&str, Vec<Outcome>> = HashMap::new();
+    for _ in 0..runs {
+        for (name, t) in &targets {
+            closed
+                .entry(name)
+                .or_default()
+                .push(load::run(t, connections, duration, None).await?);
+        }
+    }
+    for _ in 0..runs {
+        for (name, t) in &targets {
+            open.entry(name)
+                .or_default()
+                .push(load::run(t, connections, duration, Some(rate)).await?);
+        }
+    }
+    for (name, _) in &targets {
+        result.insert(
+            name.to_string(),
+            json!({
+                "closed_loop": report(closed.remove(name).unwrap_or_default()),
+                "open_loop": report(open.remove(name).unwrap_or_default()),
+            }),
+        );
+    }
+    let (rss, hwm) = s.memory_kb();
+    Ok(json!({
+        "connections": connections,
+        "seconds_per_run": duration.as_secs(),
+        "runs": runs,
+        "open_loop_rate_rps": rate,
+        "results": result,
+        "server_rss_mb_after": rss as f64 / 1024.0,
+        "server_peak_rss_mb": hwm as f64 / 1024.0,
+        "note": "(median, min, max) over runs; SQLite; release build; generator on the same machine",
+    }))
+}
+
+/// Registers a user (whose JWT is one credential) and creates a member API key (the other).
+async fn credentials(s: &Server) -> anyhow::Result<(String, String)> {
+    let client = reqwest::Client::new();
+    let r: Value = client
+        .post(s.url("/api/v1/auth/register"))
+        .json(
+            &json!({"email": "bench@example.com", "password": "correct horse battery",
+                      "name": "Bench"}),
+        )
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let jwt = r["access_token"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no access token in {r}"))?
+        .to_string();
+    let k: Value = client
+        .post(s.url("/api/v1/api-keys"))
+        .bearer_auth(&jwt)
+        .json(&json!({"name": "bench", "role": "member"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let key = k["key"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no key in {k}"))?
+        .to_string();
+    Ok((jwt, key))
+}
+
+/// Summarises runs: requests/s, p50, p99, p99.9 as (median, min, max), and failures.
+fn report(mut runs: Vec<Outcome>) -> Value {
+    let rps = runs.iter().map(Outcome::rps).collect();
+    let p50 = runs.iter_mut().map(|o| o.quantile_ms(0.50)).collect();
+    let p99 = runs.iter_mut().map(|o| o.quantile_ms(0.99)).collect();
+    let p999 = runs.iter_mut().map(|o| o.quantile_ms(0.999)).collect();
+    json!({
+        "requests_per_s": summary(rps),
+        "p50_ms": summary(p50),
+        "p99_ms": summary(p99),
+        "p99_9_ms": summary(p999),
+        "non_2xx": runs.iter().map(|o| o.non_2xx).sum::<u64>(),
+        "errors": runs.iter().map(|o| o.errors).sum::<u64>(),
+    })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
