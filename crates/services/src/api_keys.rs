@@ -9,7 +9,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit::{Audit, EventActor};
-use crate::{Actor, OrgCtx, ServiceError, ServiceResult, Services, tokens};
+use crate::{OrgCtx, ServiceError, ServiceResult, Services, tokens};
 
 pub const KEY_NAME_MAX: usize = 100;
 const NOT_FOUND: ServiceError = ServiceError::NotFound("API key not found");
@@ -42,10 +42,7 @@ impl Services {
         }
         let secret = tokens::new_api_key()?;
         let (id, now) = new_id_at();
-        let created_by = match ctx.actor {
-            Actor::User { id, .. } => Some(id),
-            Actor::ApiKey { created_by, .. } => created_by,
-        };
+        let created_by = ctx.actor.acting_user();
         let key = self
             .store
             .create_api_key(NewApiKey {

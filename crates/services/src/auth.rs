@@ -351,7 +351,8 @@ impl Services {
             }
             None => current,
         };
-        self.revoke_own_session(p, session_id, "logout").await?;
+        self.revoke_own_session(p, session_id, RevokeReason::Logout)
+            .await?;
         Ok(())
     }
 
@@ -369,7 +370,7 @@ impl Services {
         &self,
         p: &Principal,
         session_id: Uuid,
-        reason: &str,
+        reason: RevokeReason,
     ) -> ServiceResult<()> {
         let (user_id, _) = p.user()?;
         if self.store.session(user_id, session_id).await?.is_none() {
@@ -388,7 +389,7 @@ impl Services {
             category: "info",
             actor: EventActor::Actor(p.actor),
             user_id: Some(user_id),
-            data: json!({"session_id": session_id, "reason": reason}),
+            data: json!({"session_id": session_id, "reason": reason.as_str()}),
             meta: &p.meta,
         })
         .await;
@@ -620,6 +621,24 @@ impl Services {
             org: Some((k.org_id, k.role)),
             meta,
         })
+    }
+}
+
+/// Why a user's own session ended, as recorded in its `session.revoked` event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// `POST /auth/logout`.
+    Logout,
+    /// `DELETE /auth/sessions/{id}`.
+    Revoked,
+}
+
+impl RevokeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevokeReason::Logout => "logout",
+            RevokeReason::Revoked => "revoked",
+        }
     }
 }
 

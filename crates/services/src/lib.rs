@@ -23,6 +23,7 @@ use std::sync::Arc;
 use agentry_store::Store;
 use chrono::Duration;
 
+pub use auth::RevokeReason;
 pub use error::{ServiceError, ServiceResult};
 pub use mail::Mailer;
 pub use principal::{Actor, OrgCtx, Principal, RequestMeta};

@@ -93,10 +93,7 @@ impl Services {
         }
         let token = tokens::opaque_token()?;
         let (id, now) = new_id_at();
-        let invited_by = ctx.actor.user_id().or(match ctx.actor {
-            crate::Actor::ApiKey { created_by, .. } => created_by,
-            crate::Actor::User { .. } => None,
-        });
+        let invited_by = ctx.actor.acting_user();
         let invitation = self
             .store
             .create_invitation(

@@ -34,6 +34,14 @@ impl Actor {
         }
     }
 
+    /// The person behind the action: the user, or the user who created the API key.
+    pub fn acting_user(&self) -> Option<Uuid> {
+        match self {
+            Actor::User { id, .. } => Some(*id),
+            Actor::ApiKey { created_by, .. } => *created_by,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Actor::User { .. } => "user",

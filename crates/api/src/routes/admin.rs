@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use crate::error::ApiResult;
 use crate::extract::{Auth, Json, Query, path_id};
-use crate::list::{ListParams, list_response, page_request};
+use crate::list::{ListParams, list_response};
 use crate::routes::events::EventQuery;
 use crate::state::AppState;
 use crate::views::{ErrorResponse, EventView, ListResponse, OrgView, UserView};
@@ -92,12 +92,7 @@ async fn list_events(
     Auth(p): Auth,
     Query(q): Query<EventQuery>,
 ) -> ApiResult<axum::Json<ListResponse<EventView>>> {
-    let req = page_request(
-        q.limit.as_deref(),
-        q.cursor.as_deref(),
-        q.sort.as_deref(),
-        true,
-    )?;
+    let req = q.page()?;
     let page = state
         .services
         .admin_list_events(&p, &q.filter()?, req)

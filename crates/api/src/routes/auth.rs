@@ -328,6 +328,9 @@ async fn revoke_session(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = path_id(&id, "session")?;
-    state.services.revoke_own_session(&p, id, "revoked").await?;
+    state
+        .services
+        .revoke_own_session(&p, id, agentry_services::RevokeReason::Revoked)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

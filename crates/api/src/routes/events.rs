@@ -49,6 +49,16 @@ pub struct EventQuery {
 }
 
 impl EventQuery {
+    /// The page asked for; events list newest first unless `sort` says otherwise.
+    pub fn page(&self) -> Result<agentry_store::PageRequest, ApiError> {
+        page_request(
+            self.limit.as_deref(),
+            self.cursor.as_deref(),
+            self.sort.as_deref(),
+            true,
+        )
+    }
+
     pub fn filter(&self) -> Result<EventFilter, ApiError> {
         let mut f = EventFilter {
             actor_id: self.actor_id,
@@ -92,12 +102,7 @@ async fn list_events(
     Query(q): Query<EventQuery>,
 ) -> ApiResult<axum::Json<ListResponse<EventView>>> {
     let ctx = p.org_ctx()?;
-    let req = page_request(
-        q.limit.as_deref(),
-        q.cursor.as_deref(),
-        q.sort.as_deref(),
-        true,
-    )?;
+    let req = q.page()?;
     let page = state.services.list_events(&ctx, &q.filter()?, req).await?;
     Ok(axum::Json(list_response(
         page,
