@@ -1,0 +1,168 @@
+//! Prices and cost.
+//!
+//! Prices are micro-USD per million tokens, so a price of `2_500_000` is $2.50 per million.
+//! Cost is integer micro-USD: `(uncached input × input + cached input × cached_input +
+//! output × output) / 1,000,000`, rounded half up, in 128-bit arithmetic. Reasoning tokens are
+//! part of the output tokens (both vendors bill them as output) and are not added again.
+//!
+//! The built-in table: list prices published by OpenAI (openai.com/api/pricing) and Anthropic
+//! (anthropic.com/pricing) as of 2025-11-01, for standard (not batch) processing. Prompt-cache
+//! writes are billed here at the input price. Prices change: a provider's `prices` overrides
+//! this table, and a model in neither gets a `null` cost, never a guess.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Kind, Usage};
+
+/// A model's price in micro-USD per million tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Price {
+    pub input: u64,
+    /// When absent, cached input is billed as input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input: Option<u64>,
+    pub output: u64,
+}
+
+/// The date the built-in table was taken.
+pub const TABLE_DATE: &str = "2025-11-01";
+
+const fn p(input: u64, cached: u64, output: u64) -> Price {
+    Price {
+        input,
+        cached_input: Some(cached),
+        output,
+    }
+}
+
+/// (kind, model, price). A model named with a date suffix (`claude-sonnet-4-5-20250929`,
+/// `gpt-4o-2024-08-06`) takes the price of its base name.
+const TABLE: &[(Kind, &str, Price)] = &[
+    (Kind::OpenAi, "gpt-5", p(1_250_000, 125_000, 10_000_000)),
+    (Kind::OpenAi, "gpt-5-mini", p(250_000, 25_000, 2_000_000)),
+    (Kind::OpenAi, "gpt-5-nano", p(50_000, 5_000, 400_000)),
+    (Kind::OpenAi, "gpt-4.1", p(2_000_000, 500_000, 8_000_000)),
+    (Kind::OpenAi, "gpt-4.1-mini", p(400_000, 100_000, 1_600_000)),
+    (Kind::OpenAi, "gpt-4.1-nano", p(100_000, 25_000, 400_000)),
+    (Kind::OpenAi, "gpt-4o", p(2_500_000, 1_250_000, 10_000_000)),
+    (Kind::OpenAi, "gpt-4o-mini", p(150_000, 75_000, 600_000)),
+    (Kind::OpenAi, "o3", p(2_000_000, 500_000, 8_000_000)),
+    (Kind::OpenAi, "o4-mini", p(1_100_000, 275_000, 4_400_000)),
+    (Kind::OpenAi, "o3-mini", p(1_100_000, 550_000, 4_400_000)),
+    (
+        Kind::Anthropic,
+        "claude-opus-4-1",
+        p(15_000_000, 1_500_000, 75_000_000),
+    ),
+    (
+        Kind::Anthropic,
+        "claude-opus-4",
+        p(15_000_000, 1_500_000, 75_000_000),
+    ),
+    (
+        Kind::Anthropic,
+        "claude-sonnet-4-5",
+        p(3_000_000, 300_000, 15_000_000),
+    ),
+    (
+        Kind::Anthropic,
+        "claude-sonnet-4",
+        p(3_000_000, 300_000, 15_000_000),
+    ),
+    (
+        Kind::Anthropic,
+        "claude-3-7-sonnet",
+        p(3_000_000, 300_000, 15_000_000),
+    ),
+    (
+        Kind::Anthropic,
+        "claude-haiku-4-5",
+        p(1_000_000, 100_000, 5_000_000),
+    ),
+    (
+        Kind::Anthropic,
+        "claude-3-5-haiku",
+        p(800_000, 80_000, 4_000_000),
+    ),
+];
+
+/// The built-in price of `model` on a provider of `kind`, if the table knows it. `echo` is free.
+pub fn builtin(kind: Kind, model: &str) -> Option<Price> {
+    if kind == Kind::Echo {
+        return Some(p(0, 0, 0));
+    }
+    TABLE
+        .iter()
+        .filter(|(k, name, _)| *k == kind && matches_model(name, model))
+        .max_by_key(|(_, name, _)| name.len())
+        .map(|(_, _, price)| *price)
+}
+
+/// `model` is `name`, or `name` followed by a date or `-latest`.
+fn matches_model(name: &str, model: &str) -> bool {
+    match model.strip_prefix(name) {
+        Some("") | Some("-latest") => true,
+        Some(rest) => {
+            rest.starts_with('-')
+                && rest[1..].chars().all(|c| c.is_ascii_digit() || c == '-')
+                && rest.chars().filter(char::is_ascii_digit).count() >= 4
+        }
+        None => false,
+    }
+}
+
+/// The cost of `usage` at `price`, in micro-USD.
+pub fn cost_micros(usage: &Usage, price: &Price) -> u64 {
+    let cached = usage.cached_input_tokens.min(usage.input_tokens);
+    let uncached = usage.input_tokens - cached;
+    let total = u128::from(uncached) * u128::from(price.input)
+        + u128::from(cached) * u128::from(price.cached_input.unwrap_or(price.input))
+        + u128::from(usage.output_tokens) * u128::from(price.output);
+    u64::try_from((total + 500_000) / 1_000_000).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dated_names_take_their_base_price_and_others_none() {
+        let mini = builtin(Kind::OpenAi, "gpt-4o-mini").unwrap();
+        assert_eq!(builtin(Kind::OpenAi, "gpt-4o-mini-2024-07-18"), Some(mini));
+        assert_ne!(builtin(Kind::OpenAi, "gpt-4o"), Some(mini));
+        assert_eq!(builtin(Kind::OpenAi, "gpt-4o-audio-preview"), None);
+        assert_eq!(builtin(Kind::OpenAi, "llama3"), None);
+        assert_eq!(builtin(Kind::Anthropic, "gpt-4o"), None);
+        assert!(builtin(Kind::Anthropic, "claude-sonnet-4-5-20250929").is_some());
+        assert!(builtin(Kind::Anthropic, "claude-3-5-haiku-latest").is_some());
+    }
+
+    #[test]
+    fn cost_is_exact_integer_micros() {
+        let price = p(2_500_000, 1_250_000, 10_000_000);
+        let u = Usage {
+            input_tokens: 1_000,
+            cached_input_tokens: 400,
+            output_tokens: 200,
+            reasoning_tokens: 50,
+        };
+        // 600 × 2.5 + 400 × 1.25 + 200 × 10 = 1500 + 500 + 2000 = 4000 µUSD
+        assert_eq!(cost_micros(&u, &price), 4_000);
+        // Half a micro-dollar rounds up: 1 token at $0.50/M.
+        let half = Price {
+            input: 500_000,
+            cached_input: None,
+            output: 0,
+        };
+        let one = Usage {
+            input_tokens: 1,
+            ..Usage::default()
+        };
+        assert_eq!(cost_micros(&one, &half), 1);
+        let huge = Usage {
+            input_tokens: u64::MAX,
+            ..Usage::default()
+        };
+        assert_eq!(cost_micros(&huge, &price), u64::MAX);
+    }
+}
