@@ -13,12 +13,17 @@ mod sqlite_pool;
 use macros::read;
 use sqlite_pool::SqlitePool;
 
+pub mod agents;
 pub mod api_keys;
 pub mod events;
+pub mod executions;
+pub mod idempotency;
 pub mod migrate;
 pub mod models;
 pub mod orgs;
+pub mod providers;
 pub mod sessions;
+pub mod tasks;
 pub mod users;
 
 use std::str::FromStr;
@@ -27,7 +32,12 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
+pub use agents::{Agent, AgentFilter, AgentLog, AgentVersion, LogFilter};
+pub use executions::{Execution, ExecutionFilter, Finish, Step, Tokens};
+pub use idempotency::IdempotentResponse;
 pub use models::*;
+pub use providers::Provider;
+pub use tasks::{Task, TaskFilter};
 
 /// What can go wrong in the store. A unique violation is reported separately so services can
 /// answer `409` for it.

@@ -14,12 +14,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "identity",
-    sqlite: include_str!("../migrations/sqlite/0001_identity.sql"),
-    postgres: include_str!("../migrations/postgres/0001_identity.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "identity",
+        sqlite: include_str!("../migrations/sqlite/0001_identity.sql"),
+        postgres: include_str!("../migrations/postgres/0001_identity.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "runtime",
+        sqlite: include_str!("../migrations/sqlite/0002_runtime.sql"),
+        postgres: include_str!("../migrations/postgres/0002_runtime.sql"),
+    },
+];
 
 /// An arbitrary constant naming Agentry's migration lock.
 const PG_LOCK_KEY: i64 = 0x0061_6765_6e74_7279;

@@ -1,0 +1,479 @@
+//! Executions: the durable queue (claim with a lease, heartbeat, reap) and the step journal.
+//!
+//! Claiming is the one backend-specific query: PostgreSQL locks the picked rows with
+//! `FOR UPDATE SKIP LOCKED` so replicas never take the same execution; SQLite has one writer,
+//! so its single `UPDATE … WHERE id IN (…)` is already atomic.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::macros::{read, write};
+use crate::{Db, Page, PageRequest, Result, Store, StoreError};
+
+const COLS: &str = "id, org_id, agent_id, agent_version, task_id, conversation_id, status, input, output, error, attempt, model, provider_id, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, cost_micros, confidence, timeout_seconds, priority, run_after, lease_owner, lease_expires_at, created_by, created_at, updated_at, started_at, completed_at, duration_ms";
+
+/// Statuses in which an execution is still in someone's hands.
+pub const ACTIVE: &str = "('running', 'awaiting_approval')";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Execution {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub agent_id: Uuid,
+    pub agent_version: i32,
+    pub task_id: Option<Uuid>,
+    pub conversation_id: Option<Uuid>,
+    pub status: String,
+    pub input: Json<Value>,
+    pub output: Option<Json<Value>>,
+    pub error: Option<Json<Value>>,
+    pub attempt: i32,
+    pub model: Option<String>,
+    pub provider_id: Option<Uuid>,
+    pub input_tokens: i64,
+    pub cached_input_tokens: i64,
+    pub output_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cost_micros: Option<i64>,
+    pub confidence: Option<f64>,
+    pub timeout_seconds: i32,
+    pub priority: i32,
+    pub run_after: DateTime<Utc>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+}
+
+impl Execution {
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "success" | "failed" | "timeout" | "cancelled"
+        )
+    }
+}
+
+/// Token counts and cost, as stored on executions and steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokens {
+    pub input: i64,
+    pub cached_input: i64,
+    pub output: i64,
+    pub reasoning: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Step {
+    pub id: Uuid,
+    pub execution_id: Uuid,
+    pub idx: i32,
+    pub kind: String,
+    pub name: String,
+    pub status: String,
+    pub input: Json<Value>,
+    pub output: Option<Json<Value>>,
+    pub error: Option<Json<Value>>,
+    pub attempts: Json<Value>,
+    pub model: Option<String>,
+    pub provider_id: Option<Uuid>,
+    pub input_tokens: i64,
+    pub cached_input_tokens: i64,
+    pub output_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cost_micros: Option<i64>,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+}
+
+const STEP_COLS: &str = "id, execution_id, idx, kind, name, status, input, output, error, attempts, model, provider_id, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, cost_micros, started_at, completed_at, duration_ms";
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionFilter {
+    pub agent_id: Option<Uuid>,
+    pub task_id: Option<Uuid>,
+    pub status: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// How a finished execution ends.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    pub status: &'static str,
+    pub output: Option<Value>,
+    pub error: Option<Value>,
+    pub model: Option<String>,
+    pub provider_id: Option<Uuid>,
+    pub tokens: Tokens,
+    pub cost_micros: Option<i64>,
+    pub now: DateTime<Utc>,
+    pub duration_ms: Option<i64>,
+}
+
+impl Store {
+    pub async fn create_execution(&self, e: &Execution) -> Result<Execution> {
+        write!(self, |c| sqlx::query_as(&format!(
+            "INSERT INTO executions (id, org_id, agent_id, agent_version, task_id, conversation_id,
+                status, input, attempt, model, provider_id, timeout_seconds, priority, run_after,
+                created_by, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)
+             RETURNING {COLS}"
+        ))
+        .bind(e.id)
+        .bind(e.org_id)
+        .bind(e.agent_id)
+        .bind(e.agent_version)
+        .bind(e.task_id)
+        .bind(e.conversation_id)
+        .bind(&e.status)
+        .bind(&e.input)
+        .bind(e.attempt)
+        .bind(&e.model)
+        .bind(e.provider_id)
+        .bind(e.timeout_seconds)
+        .bind(e.priority)
+        .bind(e.run_after)
+        .bind(e.created_by)
+        .bind(e.created_at)
+        .fetch_one(c)
+        .await)
+        .map_err(StoreError::from_sqlx)
+    }
+
+    pub async fn execution(&self, org_id: Uuid, id: Uuid) -> Result<Option<Execution>> {
+        read!(self, |c| sqlx::query_as(&format!(
+            "SELECT {COLS} FROM executions WHERE org_id = $1 AND id = $2"
+        ))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(c)
+        .await)
+        .map_err(StoreError::from_sqlx)
+    }
+
+    pub async fn list_executions(
+        &self,
+        org_id: Uuid,
+        f: &ExecutionFilter,
+        page: PageRequest,
+    ) -> Result<Page<Execution>> {
+        let (cmp, order) = page.sql();
+        let rows = read!(self, |c| sqlx::query_as(&format!(
+            "SELECT {COLS} FROM executions WHERE org_id = $1 AND id {cmp} $2
+               AND ($3 IS NULL OR agent_id = $3) AND ($4 IS NULL OR task_id = $4)
+               AND ($5 IS NULL OR status = $5)
+               AND ($6 IS NULL OR created_at >= $6) AND ($7 IS NULL OR created_at < $7)
+             ORDER BY id {order} LIMIT $8"
+        ))
+        .bind(org_id)
+        .bind(page.bound())
+        .bind(f.agent_id)
+        .bind(f.task_id)
+        .bind(&f.status)
+        .bind(f.since)
+        .bind(f.until)
+        .bind(page.fetch())
+        .fetch_all(c)
+        .await)
+        .map_err(StoreError::from_sqlx)?;
+        Ok(Page::from_overfetch(rows, page.limit))
+    }
+
+    /// Claims up to `limit` due executions for `owner` until `lease_until`: highest task
+    /// priority first, then oldest, taking turns across orgs, and never more than `org_cap`
+    /// running in one org. Executions of paused agents wait.
+    pub async fn claim_executions(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+        org_cap: i64,
+    ) -> Result<Vec<Execution>> {
+        const RANKED: &str = "SELECT e.id, e.priority, e.org_id,
+                ROW_NUMBER() OVER (PARTITION BY e.org_id ORDER BY e.priority DESC, e.id) AS rn
+              FROM executions e JOIN agents a ON a.id = e.agent_id
+              WHERE e.status = 'pending' AND e.run_after <= $3 AND a.status <> 'paused'";
+        const PICKED: &str = "SELECT r.id FROM ranked r
+              WHERE r.rn <= $5 - (SELECT COUNT(*) FROM executions x
+                                  WHERE x.org_id = r.org_id AND x.status IN ('running', 'awaiting_approval'))
+              ORDER BY r.rn, r.priority DESC, r.id LIMIT $4";
+        const SET: &str = "status = 'running', lease_owner = $1, lease_expires_at = $2,
+              started_at = COALESCE(started_at, $3), updated_at = $3";
+        let rows = match &self.db {
+            Db::Sqlite { write, .. } => {
+                let mut conn = write.acquire().await.map_err(StoreError::from_sqlx)?;
+                sqlx::query_as(&format!(
+                    "WITH ranked AS ({RANKED}) UPDATE executions SET {SET}
+                     WHERE id IN ({PICKED}) RETURNING {COLS}"
+                ))
+                .bind(owner)
+                .bind(lease_until)
+                .bind(now)
+                .bind(limit)
+                .bind(org_cap)
+                .fetch_all(&mut *conn)
+                .await
+            }
+            Db::Postgres(pool) => {
+                sqlx::query_as(&format!(
+                    "WITH ranked AS ({RANKED}), picked AS ({PICKED}),
+                     locked AS (SELECT id FROM executions WHERE id IN (SELECT id FROM picked)
+                                AND status = 'pending' FOR UPDATE SKIP LOCKED)
+                     UPDATE executions SET {SET} FROM locked WHERE executions.id = locked.id
+                     RETURNING {}",
+                    COLS.split(", ")
+                        .map(|c| format!("executions.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .bind(owner)
+                .bind(lease_until)
+                .bind(now)
+                .bind(limit)
+                .bind(org_cap)
+                .fetch_all(pool)
+                .await
+            }
+        };
+        rows.map_err(StoreError::from_sqlx)
+    }
+
+    /// Extends the leases `owner` holds; returns the ids it still holds (an execution that
+    /// was cancelled or reaped meanwhile is missing, and its worker should drop it).
+    pub async fn heartbeat(&self, owner: &str, until: DateTime<Utc>) -> Result<Vec<Uuid>> {
+        write!(self, |c| sqlx::query_scalar(&format!(
+            "UPDATE executions SET lease_expires_at = $1
+             WHERE lease_owner = $2 AND status IN {ACTIVE} RETURNING id"
+        ))
+        .bind(until)
+        .bind(owner)
+        .fetch_all(c)
+        .await)
+        .map_err(StoreError::from_sqlx)
+    }
+
+    /// Returns executions whose lease expired to `pending` (attempt + 1), except those that
+    /// have already been tried `max_attempts` times, which fail. Returns both lists.
+    pub async fn reap_executions(
+        &self,
+        now: DateTime<Utc>,
+        max_attempts: i32,
+    ) -> Result<(Vec<Execution>, Vec<Execution>)> {
+        let failed: Vec<Execution> = write!(self, |c| sqlx::query_as(&format!(
+            "UPDATE executions SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL,
+                error = $1, completed_at = $2, updated_at = $2
+             WHERE status IN {ACTIVE} AND lease_expires_at < $2 AND attempt >= $3
+             RETURNING {COLS}"
+        ))
+        .bind(Json(serde_json::json!({
+            "code": "abandoned",
+            "message": "the execution's worker stopped answering too many times",
+        })))
+        .bind(now)
+        .bind(max_attempts)
+        .fetch_all(c)
+        .await)
+        .map_err(StoreError::from_sqlx)?;
+        let requeued = write!(self, |c| sqlx::query_as(&format!(
+            "UPDATE executions SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+                attempt = attempt + 1, run_after = $1, updated_at = $1
+             WHERE status IN {ACTIVE} AND lease_expires_at < $1 RETURNING {COLS}"
+        ))
+        .bind(now)
+        .fetch_all(c)
+        .await)
+        .map_err(StoreError::from_sqlx)?;
+        Ok((requeued, failed))
+    }
+
+    /// Ends an execution `owner` holds. `None` when it no longer holds it (cancelled, reaped).
+    pub async fn finish_execution(
+        &self,
+        id: Uuid,
+        owner: &str,
+        f: &Finish,
+    ) -> Result<Option<Execution>> {
+        write!(self, |c| sqlx::query_as(&format!(
+            "UPDATE executions SET status = $1, output = $2, error = $3, model = COALESCE($4, model),
+                provider_id = COALESCE($5, provider_id), input_tokens = $6,
+                cached_input_tokens = $7, output_tokens = $8, reasoning_tokens = $9,
+                cost_micros = $10, completed_at = $11, updated_at = $11,
+                duration_ms = $12, lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = $13 AND lease_owner = $14 AND status IN {ACTIVE} RETURNING {COLS}"
+        ))
+        .bind(f.status)
+        .bind(f.output.as_ref().map(Json))
+        .bind(f.error.as_ref().map(Json))
+        .bind(&f.model)
+        .bind(f.provider_id)
+        .bind(f.tokens.input)
+        .bind(f.tokens.cached_input)
+        .bind(f.tokens.output)
+        .bind(f.tokens.reasoning)
+        .bind(f.cost_micros)
+        .bind(f.now)
+        .bind(f.duration_ms)
+        .bind(id)
+        .bind(owner)
+        .fetch_optional(c)
+        .await)
+        .map_err(StoreError::from_sqlx)
+    }
+
+    /// Sets `duration_ms` of an execution ended outside its worker (cancelled).
+    pub async fn set_execution_duration(&self, id: Uuid, duration_ms: i64) -> Result<()> {
+        write!(self, |c| sqlx::query(
+            "UPDATE executions SET duration_ms = $1 WHERE id = $2"
+        )
+        .bind(duration_ms)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+
+    /// Cancels an execution that has not finished. `None`: no such execution; `Some(false)`:
+    /// it had already finished.
+    pub async fn cancel_execution(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        error: &Value,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(bool, Execution)>> {
+        let done: Option<Execution> = write!(self, |c| sqlx::query_as(&format!(
+            "UPDATE executions SET status = 'cancelled', error = $1, completed_at = $2,
+                updated_at = $2, lease_owner = NULL, lease_expires_at = NULL
+             WHERE org_id = $3 AND id = $4 AND status IN ('pending', 'running', 'awaiting_approval')
+             RETURNING {COLS}"
+        ))
+        .bind(Json(error))
+        .bind(now)
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(c)
+        .await)
+        .map_err(StoreError::from_sqlx)?;
+        match done {
+            Some(e) => Ok(Some((true, e))),
+            None => Ok(self.execution(org_id, id).await?.map(|e| (false, e))),
+        }
+    }
+
+    /// Ids of an agent's (or a task's) unfinished executions.
+    pub async fn unfinished_executions(
+        &self,
+        org_id: Uuid,
+        agent_id: Option<Uuid>,
+        task_id: Option<Uuid>,
+    ) -> Result<Vec<Uuid>> {
+        read!(self, |c| sqlx::query_scalar(
+            "SELECT id FROM executions WHERE org_id = $1
+               AND ($2 IS NULL OR agent_id = $2) AND ($3 IS NULL OR task_id = $3)
+               AND status IN ('pending', 'running', 'awaiting_approval')"
+        )
+        .bind(org_id)
+        .bind(agent_id)
+        .bind(task_id)
+        .fetch_all(c)
+        .await)
+        .map_err(StoreError::from_sqlx)
+    }
+
+    // The step journal.
+
+    pub async fn steps(&self, org_id: Uuid, execution_id: Uuid) -> Result<Vec<Step>> {
+        read!(self, |c| sqlx::query_as(&format!(
+            "SELECT {STEP_COLS} FROM execution_steps WHERE org_id = $1 AND execution_id = $2
+             ORDER BY idx"
+        ))
+        .bind(org_id)
+        .bind(execution_id)
+        .fetch_all(c)
+        .await)
+        .map_err(StoreError::from_sqlx)
+    }
+
+    /// Records that a step started. A step already journaled at that index (an earlier
+    /// attempt that crashed) is restarted in place.
+    pub async fn start_step(&self, org_id: Uuid, s: &Step) -> Result<Step> {
+        write!(self, |c| sqlx::query_as(&format!(
+            "INSERT INTO execution_steps (id, org_id, execution_id, idx, kind, name, status, input,
+                attempts, model, provider_id, started_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (execution_id, idx) DO UPDATE SET status = $7, input = $8,
+                model = $10, provider_id = $11, started_at = $12
+             RETURNING {STEP_COLS}"
+        ))
+        .bind(s.id)
+        .bind(org_id)
+        .bind(s.execution_id)
+        .bind(s.idx)
+        .bind(&s.kind)
+        .bind(&s.name)
+        .bind(&s.status)
+        .bind(&s.input)
+        .bind(&s.attempts)
+        .bind(&s.model)
+        .bind(s.provider_id)
+        .bind(s.started_at)
+        .fetch_one(c)
+        .await)
+        .map_err(StoreError::from_sqlx)
+    }
+
+    /// Records a step's attempts so far (each failed try and why).
+    pub async fn set_step_attempts(&self, id: Uuid, attempts: &Value) -> Result<()> {
+        write!(self, |c| sqlx::query(
+            "UPDATE execution_steps SET attempts = $1 WHERE id = $2"
+        )
+        .bind(Json(attempts))
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+
+    /// Records how a step ended.
+    pub async fn finish_step(&self, s: &Step) -> Result<()> {
+        write!(self, |c| sqlx::query(
+            "UPDATE execution_steps SET status = $1, output = $2, error = $3, attempts = $4,
+                model = $5, provider_id = $6, input_tokens = $7, cached_input_tokens = $8,
+                output_tokens = $9, reasoning_tokens = $10, cost_micros = $11,
+                completed_at = $12, duration_ms = $13
+             WHERE id = $14"
+        )
+        .bind(&s.status)
+        .bind(&s.output)
+        .bind(&s.error)
+        .bind(&s.attempts)
+        .bind(&s.model)
+        .bind(s.provider_id)
+        .bind(s.input_tokens)
+        .bind(s.cached_input_tokens)
+        .bind(s.output_tokens)
+        .bind(s.reasoning_tokens)
+        .bind(s.cost_micros)
+        .bind(s.completed_at)
+        .bind(s.duration_ms)
+        .bind(s.id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+}
