@@ -44,6 +44,14 @@ pub struct Config {
     pub smtp_url: Option<String>,
     pub db_max_connections: u32,
     pub rate_limits: RateLimits,
+    /// Seconds an execution's claim lasts without a heartbeat.
+    pub lease_seconds: u64,
+    /// Executions in flight in this process.
+    pub worker_concurrency: usize,
+    /// Executions running at once in one org.
+    pub org_concurrency: i64,
+    /// Seconds a provider may stay silent mid-reply.
+    pub provider_read_timeout_seconds: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -94,6 +102,10 @@ impl Default for Config {
             smtp_url: None,
             db_max_connections: 16,
             rate_limits: RateLimits::default(),
+            lease_seconds: 30,
+            worker_concurrency: 256,
+            org_concurrency: 64,
+            provider_read_timeout_seconds: 120,
         }
     }
 }
@@ -170,6 +182,21 @@ impl Config {
         }
         if let Some(v) = env("AGENTRY_RATE_LIMIT_API") {
             cfg.rate_limits.api_per_minute = parse_num("AGENTRY_RATE_LIMIT_API", &v)?;
+        }
+        if let Some(v) = env("AGENTRY_LEASE_SECONDS") {
+            cfg.lease_seconds = parse_num("AGENTRY_LEASE_SECONDS", &v)?;
+        }
+        if let Some(v) = env("AGENTRY_WORKER_CONCURRENCY") {
+            cfg.worker_concurrency = parse_num("AGENTRY_WORKER_CONCURRENCY", &v)?;
+        }
+        if let Some(v) = env("AGENTRY_ORG_CONCURRENCY") {
+            cfg.org_concurrency = parse_num("AGENTRY_ORG_CONCURRENCY", &v)?;
+        }
+        if let Some(v) = env("AGENTRY_PROVIDER_READ_TIMEOUT") {
+            cfg.provider_read_timeout_seconds = parse_num("AGENTRY_PROVIDER_READ_TIMEOUT", &v)?;
+        }
+        if cfg.lease_seconds < 2 || cfg.worker_concurrency == 0 || cfg.org_concurrency < 1 {
+            bail!("the lease must be at least 2 s and both concurrencies at least 1");
         }
         if cfg.body_limit_bytes < 1024 {
             bail!("the body limit must be at least 1024 bytes");

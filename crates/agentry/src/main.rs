@@ -162,9 +162,14 @@ async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
 
 async fn services(cfg: &Config, store: Store) -> anyhow::Result<Services> {
     let secrets = InstanceSecrets::load_or_create(&cfg.data_dir)?;
-    // The master key encrypts provider credentials; it is loaded (or created) now so that an
-    // instance has it from its first start.
-    debug_assert!(secrets.master_key.len() >= 32);
+    // The master key encrypts provider credentials at rest.
+    let master_key = match std::env::var("AGENTRY_MASTER_KEY") {
+        Ok(hex_key) => match hex::decode(hex_key.trim()) {
+            Ok(k) if k.len() == 32 => k,
+            _ => bail!("AGENTRY_MASTER_KEY must be 64 hex characters (32 bytes)"),
+        },
+        Err(_) => secrets.master_key,
+    };
     let jwt_secret = match std::env::var("AGENTRY_JWT_SECRET") {
         Ok(s) if s.len() >= 32 => s.into_bytes(),
         Ok(_) => bail!("AGENTRY_JWT_SECRET must be at least 32 characters"),
@@ -176,15 +181,15 @@ async fn services(cfg: &Config, store: Store) -> anyhow::Result<Services> {
         Some(url) => Mailer::from_url(url).map_err(|e| anyhow::anyhow!("AGENTRY_SMTP_URL: {e}"))?,
         None => Mailer::Log,
     };
-    Ok(Services::new(store, auth, mailer))
+    let llm = agentry_providers::Client::new(agentry_providers::ClientOptions {
+        read_timeout: Duration::from_secs(cfg.provider_read_timeout_seconds),
+        ..Default::default()
+    })
+    .map_err(|e| anyhow::anyhow!("provider client: {e}"))?;
+    Services::new(store, auth, mailer, &master_key, llm).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 async fn serve(cfg: Config, role: Role) -> anyhow::Result<()> {
-    if role == Role::Worker {
-        bail!(
-            "--role worker has nothing to run yet: the execution engine comes with agents and tasks"
-        );
-    }
     let store = open_store(&cfg).await?;
     let applied = store.migrate().await.context("migrating the database")?;
     let services = services(&cfg, store.clone()).await?;
@@ -197,6 +202,35 @@ async fn serve(cfg: Config, role: Role) -> anyhow::Result<()> {
             api_per_minute: cfg.rate_limits.api_per_minute,
         },
     };
+    // The runtime runs in `all` and `worker`; it stops when the API has drained.
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let runtime = (role != Role::Api).then(|| {
+        let rt = agentry_runtime::Runtime::new(
+            services.clone(),
+            agentry_runtime::RuntimeOptions {
+                lease: Duration::from_secs(cfg.lease_seconds),
+                concurrency: cfg.worker_concurrency,
+                org_concurrency: cfg.org_concurrency,
+                ..Default::default()
+            },
+        );
+        tokio::spawn(rt.run(async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        }))
+    });
+    if role == Role::Worker {
+        tracing::info!(
+            database = store.backend().as_str(),
+            "agentry worker running"
+        );
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+        if let Some(rt) = runtime {
+            let _ = rt.await;
+        }
+        store.close().await;
+        return Ok(());
+    }
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
@@ -210,6 +244,10 @@ async fn serve(cfg: Config, role: Role) -> anyhow::Result<()> {
         "agentry is serving on http://{addr} (docs at http://{addr}/docs)"
     );
     agentry_api::serve(listener, AppState::new(services, api), shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
+    if let Some(rt) = runtime {
+        let _ = rt.await;
+    }
     tracing::info!("draining done; closing the database");
     tokio::time::timeout(Duration::from_secs(10), store.close())
         .await

@@ -40,10 +40,23 @@ pub struct Audit<'a> {
     pub meta: &'a RequestMeta,
 }
 
+/// What an event is about, beyond its org.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Links {
+    pub agent_id: Option<Uuid>,
+    pub task_id: Option<Uuid>,
+    pub execution_id: Option<Uuid>,
+}
+
 impl Services {
     /// Appends an event. The action it records has already happened, so a failure to record
     /// is logged rather than turned into an error for the caller.
     pub async fn record(&self, a: Audit<'_>) {
+        self.record_linked(a, Links::default()).await
+    }
+
+    /// Appends an event linked to an agent, task or execution.
+    pub async fn record_linked(&self, a: Audit<'_>, links: Links) {
         let (id, created_at) = new_id_at();
         let (actor_type, actor_id) = a.actor.parts();
         let event = NewEvent {
@@ -53,9 +66,9 @@ impl Services {
             category: a.category.to_string(),
             actor_type: actor_type.to_string(),
             actor_id,
-            agent_id: None,
-            task_id: None,
-            execution_id: None,
+            agent_id: links.agent_id,
+            task_id: links.task_id,
+            execution_id: links.execution_id,
             user_id: a.user_id,
             data: a.data,
             ip: a.meta.ip.clone(),

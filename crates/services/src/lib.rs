@@ -5,16 +5,21 @@
 //! maps [`ServiceError`] to statuses.
 
 pub mod admin;
+pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod executions;
 pub mod mail;
 pub mod members;
 pub mod orgs;
 pub mod passwords;
 pub mod principal;
+pub mod providers;
+pub mod sealer;
+pub mod signals;
 pub mod tokens;
 pub mod users;
 
@@ -70,14 +75,29 @@ pub struct Services {
     pub store: Store,
     pub settings: Arc<AuthSettings>,
     pub mailer: Arc<Mailer>,
+    /// Seals provider credentials under the master key.
+    pub sealer: Arc<sealer::Sealer>,
+    /// Calls LLM providers.
+    pub llm: agentry_providers::Client,
+    /// In-process signals between the API and the runtime.
+    pub signals: Arc<signals::Signals>,
 }
 
 impl Services {
-    pub fn new(store: Store, settings: AuthSettings, mailer: Mailer) -> Services {
-        Services {
+    pub fn new(
+        store: Store,
+        settings: AuthSettings,
+        mailer: Mailer,
+        master_key: &[u8],
+        llm: agentry_providers::Client,
+    ) -> ServiceResult<Services> {
+        Ok(Services {
             store,
             settings: Arc::new(settings),
             mailer: Arc::new(mailer),
-        }
+            sealer: Arc::new(sealer::Sealer::new(master_key)?),
+            llm,
+            signals: Arc::new(signals::Signals::default()),
+        })
     }
 }

@@ -37,6 +37,7 @@ pub use executions::{Execution, ExecutionFilter, Finish, Step, Tokens};
 pub use idempotency::IdempotentResponse;
 pub use models::*;
 pub use providers::Provider;
+pub use sqlx::types::Json;
 pub use tasks::{Task, TaskFilter};
 
 /// What can go wrong in the store. A unique violation is reported separately so services can

@@ -29,6 +29,8 @@ pub struct Setup {
     pub api: ApiConfig,
     pub auth: AuthSettings,
     pub mailer: Mailer,
+    pub runtime: agentry_runtime::RuntimeOptions,
+    pub provider_client: agentry_providers::ClientOptions,
 }
 
 impl Default for Setup {
@@ -45,6 +47,13 @@ impl Default for Setup {
             api,
             auth: AuthSettings::new(TEST_JWT_SECRET.to_vec()),
             mailer: Mailer::Log,
+            // Short leases and polls so crash and reaper tests finish quickly.
+            runtime: agentry_runtime::RuntimeOptions {
+                lease: std::time::Duration::from_secs(3),
+                poll: std::time::Duration::from_millis(100),
+                ..Default::default()
+            },
+            provider_client: agentry_providers::ClientOptions::default(),
         }
     }
 }
@@ -175,18 +184,26 @@ impl TestApp {
         .await
         .expect("connect");
         store.migrate().await.expect("migrate");
-        let services = Services::new(store.clone(), setup.auth, setup.mailer);
+        let llm = agentry_providers::Client::new(setup.provider_client).expect("provider client");
+        let services = Services::new(store.clone(), setup.auth, setup.mailer, &[9u8; 32], llm)
+            .expect("services");
+        let runtime = agentry_runtime::Runtime::new(services.clone(), setup.runtime.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (rt_tx, mut rt_rx) = tokio::sync::watch::channel(false);
         let state = AppState::new(services, setup.api);
+        tokio::spawn(runtime.run(async move {
+            let _ = rt_rx.wait_for(|s| *s).await;
+        }));
         tokio::spawn(async move {
             let _ = agentry_api::serve(listener, state, async {
                 let _ = rx.await;
             })
             .await;
+            let _ = rt_tx.send(true);
         });
         Some(TestApp {
             addr,

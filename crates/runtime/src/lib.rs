@@ -1,0 +1,227 @@
+//! The runtime: claims due executions with a lease, runs each as a task, keeps the leases
+//! alive with one heartbeat per process, and returns the executions of dead workers to the
+//! queue. No database transaction is held across a provider call.
+
+mod run;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentry_services::Services;
+use chrono::Utc;
+
+/// How the runtime behaves.
+#[derive(Clone, Debug)]
+pub struct RuntimeOptions {
+    /// How long a claim lasts without a heartbeat (`AGENTRY_LEASE_SECONDS`).
+    pub lease: Duration,
+    /// Executions in flight in this process (`AGENTRY_WORKER_CONCURRENCY`).
+    pub concurrency: usize,
+    /// Executions running at once in one org, across every process.
+    pub org_concurrency: i64,
+    /// How often to look for work when nothing wakes the runtime (other replicas' work).
+    pub poll: Duration,
+    /// Attempts after which an execution whose worker keeps dying fails.
+    pub max_attempts: i32,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            lease: Duration::from_secs(30),
+            concurrency: 256,
+            org_concurrency: 64,
+            poll: Duration::from_millis(500),
+            max_attempts: 10,
+        }
+    }
+}
+
+pub struct Runtime {
+    services: Services,
+    opts: RuntimeOptions,
+    /// This process's name on the leases it takes.
+    owner: String,
+}
+
+impl Runtime {
+    pub fn new(services: Services, opts: RuntimeOptions) -> Arc<Runtime> {
+        Arc::new(Runtime {
+            services,
+            opts,
+            owner: format!("worker-{}", agentry_core::id::new_id()),
+        })
+    }
+
+    /// Runs until `shutdown` resolves. Executions in flight are then dropped; their leases
+    /// expire and another worker (or this one, restarted) resumes them from the journal.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        let claimer = tokio::spawn(self.clone().claim_loop());
+        let heart = tokio::spawn(self.clone().heartbeat_loop());
+        let reaper = tokio::spawn(self.clone().reaper_loop());
+        shutdown.await;
+        claimer.abort();
+        heart.abort();
+        reaper.abort();
+        for id in self.services.signals.running_ids() {
+            self.services.signals.abort(id);
+        }
+    }
+
+    fn lease_until(&self) -> chrono::DateTime<Utc> {
+        Utc::now() + chrono::Duration::from_std(self.opts.lease).unwrap_or_default()
+    }
+
+    async fn claim_loop(self: Arc<Self>) {
+        loop {
+            let free = self
+                .opts
+                .concurrency
+                .saturating_sub(self.services.signals.running_count());
+            let mut claimed = 0;
+            if free > 0 {
+                match self
+                    .services
+                    .store
+                    .claim_executions(
+                        &self.owner,
+                        Utc::now(),
+                        self.lease_until(),
+                        free as i64,
+                        self.opts.org_concurrency,
+                    )
+                    .await
+                {
+                    Ok(list) => {
+                        claimed = list.len();
+                        for e in list {
+                            let id = e.id;
+                            let rt = self.clone();
+                            let task = tokio::spawn(async move { rt.execute(e).await });
+                            self.services.signals.register(id, task.abort_handle());
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "claiming executions failed"),
+                }
+            }
+            // More may be waiting: claim again at once; else sleep until woken or polled.
+            if claimed > 0 && claimed == free {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            tokio::select! {
+                _ = self.services.signals.work.notified() => {}
+                _ = tokio::time::sleep(self.opts.poll) => {}
+            }
+        }
+    }
+
+    /// Extends every lease this process holds; an execution it no longer holds (cancelled on
+    /// another replica, or reaped) is dropped here.
+    async fn heartbeat_loop(self: Arc<Self>) {
+        let period = (self.opts.lease / 3).min(Duration::from_secs(1));
+        loop {
+            tokio::time::sleep(period).await;
+            if self.services.signals.running_count() == 0 {
+                continue;
+            }
+            match self
+                .services
+                .store
+                .heartbeat(&self.owner, self.lease_until())
+                .await
+            {
+                Ok(held) => {
+                    for id in self.services.signals.running_ids() {
+                        if !held.contains(&id) {
+                            tracing::info!(execution_id = %id, "lease lost; dropping the execution");
+                            self.services.signals.abort(id);
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "heartbeat failed"),
+            }
+        }
+    }
+
+    /// Returns executions whose lease expired to the queue.
+    async fn reaper_loop(self: Arc<Self>) {
+        let period =
+            (self.opts.lease / 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
+        loop {
+            match self
+                .services
+                .store
+                .reap_executions(Utc::now(), self.opts.max_attempts)
+                .await
+            {
+                Ok((requeued, failed)) => {
+                    for e in &requeued {
+                        self.system_event(
+                            e,
+                            "execution.retried",
+                            "warning",
+                            serde_json::json!({"reason": "lease_expired", "attempt": e.attempt}),
+                        )
+                        .await;
+                    }
+                    for e in &failed {
+                        self.system_event(
+                            e,
+                            "execution.failed",
+                            "error",
+                            serde_json::json!({"error": e.error.as_ref().map(|j| j.0.clone())}),
+                        )
+                        .await;
+                        let _ = self.services.signals.finished.send(e.id);
+                    }
+                    if !requeued.is_empty() {
+                        self.services.signals.work.notify_one();
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "reaping executions failed"),
+            }
+            tokio::time::sleep(period).await;
+        }
+    }
+
+    async fn system_event(
+        &self,
+        e: &agentry_store::Execution,
+        kind: &'static str,
+        category: &'static str,
+        data: serde_json::Value,
+    ) {
+        use agentry_services::audit::{Audit, EventActor, Links};
+        self.services
+            .record_linked(
+                Audit {
+                    org_id: Some(e.org_id),
+                    kind,
+                    category,
+                    actor: EventActor::System,
+                    user_id: None,
+                    data,
+                    meta: &Default::default(),
+                },
+                Links {
+                    agent_id: Some(e.agent_id),
+                    task_id: e.task_id,
+                    execution_id: Some(e.id),
+                },
+            )
+            .await;
+    }
+}
+
+/// Exponential backoff with full jitter: up to `base × 2^attempt`, capped.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    let cap_ms: u64 = 20_000;
+    let max_ms = (250u64 << attempt.min(16)).min(cap_ms);
+    let mut b = [0u8; 8];
+    let r = getrandom::fill(&mut b)
+        .map(|_| u64::from_le_bytes(b))
+        .unwrap_or(0);
+    // Half fixed, half random, so a retry never comes at once.
+    Duration::from_millis(max_ms / 2 + r % (max_ms / 2 + 1))
+}

@@ -1,0 +1,453 @@
+//! Agents: what runs (a model on a provider, instructions, tools, limits), their versions,
+//! and their lifecycle (`start`, `stop`, `pause`).
+
+use agentry_core::id::new_id_at;
+use agentry_core::{FieldErrors, Role, text};
+use agentry_store::{Agent, AgentFilter, AgentVersion, Json, Page, PageRequest};
+use chrono::Utc;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::audit::{Audit, EventActor, Links};
+use crate::{OrgCtx, ServiceError, ServiceResult, Services};
+
+const NOT_FOUND: ServiceError = ServiceError::NotFound("agent not found");
+
+pub const TYPES: &[&str] = &[
+    "custom",
+    "assistant",
+    "automation",
+    "analysis",
+    "orchestrator",
+];
+pub const STATUSES: &[&str] = &["active", "inactive", "paused", "error", "archived"];
+pub const AUTONOMY: &[&str] = &["autonomous", "supervised", "manual"];
+
+/// What a create or update may set; left-out fields stay as they are (or take their default
+/// on create). `Some(Value::Null)` clears a nullable field.
+#[derive(Debug, Default, Clone)]
+pub struct AgentInput {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub kind: Option<String>,
+    pub status: Option<String>,
+    pub autonomy: Option<String>,
+    pub framework: Option<String>,
+    pub provider_id: Option<Value>,
+    pub model: Option<Value>,
+    pub fallbacks: Option<Value>,
+    pub instructions: Option<String>,
+    pub temperature: Option<Value>,
+    pub max_output_tokens: Option<Value>,
+    pub tools: Option<Value>,
+    pub config: Option<Value>,
+    pub max_retries: Option<i64>,
+    pub timeout_seconds: Option<i64>,
+    pub max_steps: Option<i64>,
+}
+
+impl Services {
+    pub async fn create_agent(&self, ctx: &OrgCtx, input: AgentInput) -> ServiceResult<Agent> {
+        ctx.require(Role::Member)?;
+        let mut errors = FieldErrors::new();
+        if input.name.is_none() {
+            errors.add("name", "is required");
+        }
+        let (id, now) = new_id_at();
+        let mut a = Agent {
+            id,
+            org_id: ctx.org_id,
+            name: String::new(),
+            description: String::new(),
+            kind: "custom".into(),
+            status: "active".into(),
+            autonomy: "autonomous".into(),
+            framework: "agentry".into(),
+            provider_id: None,
+            model: None,
+            fallbacks: Json(json!([])),
+            instructions: String::new(),
+            temperature: None,
+            max_output_tokens: None,
+            tools: Json(json!([])),
+            config: Json(json!({})),
+            max_retries: 2,
+            timeout_seconds: 300,
+            max_steps: 20,
+            version: 1,
+            created_by: ctx.actor.acting_user(),
+            created_at: now,
+            updated_at: now,
+        };
+        self.apply_agent_input(ctx, &mut a, input, errors).await?;
+        let a = self.store.create_agent(&a, &spec(&a)).await?;
+        self.agent_event(ctx, "agent.created", &a, json!({"name": a.name}))
+            .await;
+        Ok(a)
+    }
+
+    pub async fn update_agent(
+        &self,
+        ctx: &OrgCtx,
+        id: Uuid,
+        input: AgentInput,
+    ) -> ServiceResult<Agent> {
+        ctx.require(Role::Member)?;
+        let before = self.store.agent(ctx.org_id, id).await?.ok_or(NOT_FOUND)?;
+        let mut a = before.clone();
+        self.apply_agent_input(ctx, &mut a, input, FieldErrors::new())
+            .await?;
+        let changed = spec(&a) != spec(&before);
+        if changed {
+            a.version += 1;
+        }
+        a.updated_at = Utc::now();
+        let new_spec = spec(&a);
+        let a = self
+            .store
+            .update_agent(&a, changed.then_some(&new_spec), ctx.actor.acting_user())
+            .await?
+            .ok_or(NOT_FOUND)?;
+        self.agent_event(ctx, "agent.updated", &a, json!({"version": a.version}))
+            .await;
+        Ok(a)
+    }
+
+    async fn apply_agent_input(
+        &self,
+        ctx: &OrgCtx,
+        a: &mut Agent,
+        i: AgentInput,
+        mut errors: FieldErrors,
+    ) -> ServiceResult<()> {
+        if let Some(v) = &i.name
+            && let Some(n) = errors.check("name", text::parse_line(v, 200))
+        {
+            a.name = n;
+        }
+        if let Some(v) = i.description {
+            if v.chars().count() > 5000 {
+                errors.add("description", "must be at most 5000 characters");
+            }
+            a.description = v;
+        }
+        let one_of =
+            |errors: &mut FieldErrors, field: &str, v: Option<String>, allowed: &[&str]| {
+                let v = v?;
+                if allowed.contains(&v.as_str()) {
+                    Some(v)
+                } else {
+                    errors.add(field, format!("must be one of {}", allowed.join(", ")));
+                    None
+                }
+            };
+        if let Some(v) = one_of(&mut errors, "type", i.kind, TYPES) {
+            a.kind = v;
+        }
+        if let Some(v) = one_of(&mut errors, "status", i.status, STATUSES) {
+            a.status = v;
+        }
+        if let Some(v) = one_of(&mut errors, "autonomy", i.autonomy, AUTONOMY) {
+            a.autonomy = v;
+        }
+        if let Some(v) = i.framework {
+            match text::parse_line(&v, 100) {
+                Ok(v) => a.framework = v,
+                Err(e) => errors.add("framework", e.to_string()),
+            }
+        }
+        if let Some(v) = i.provider_id {
+            match v {
+                Value::Null => a.provider_id = None,
+                Value::String(s) => match s.parse::<Uuid>() {
+                    Ok(pid) if self.store.provider(ctx.org_id, pid).await?.is_some() => {
+                        a.provider_id = Some(pid)
+                    }
+                    _ => errors.add("provider_id", "no such provider in this organization"),
+                },
+                _ => errors.add("provider_id", "must be a provider id or null"),
+            }
+        }
+        if let Some(v) = i.model {
+            match v {
+                Value::Null => a.model = None,
+                Value::String(s) if !s.is_empty() && s.len() <= 200 => a.model = Some(s),
+                _ => errors.add(
+                    "model",
+                    "must be a model name of 1 to 200 characters, or null",
+                ),
+            }
+        }
+        if let Some(v) = i.fallbacks {
+            match self.parse_fallbacks(ctx, &v).await? {
+                Ok(f) => a.fallbacks = Json(f),
+                Err(m) => errors.add("fallbacks", m),
+            }
+        }
+        if let Some(v) = i.instructions {
+            if v.chars().count() > 100_000 {
+                errors.add("instructions", "must be at most 100000 characters");
+            }
+            a.instructions = v;
+        }
+        if let Some(v) = i.temperature {
+            match v {
+                Value::Null => a.temperature = None,
+                Value::Number(n) if n.as_f64().is_some_and(|t| (0.0..=2.0).contains(&t)) => {
+                    a.temperature = n.as_f64()
+                }
+                _ => errors.add("temperature", "must be a number from 0 to 2, or null"),
+            }
+        }
+        if let Some(v) = i.max_output_tokens {
+            match v {
+                Value::Null => a.max_output_tokens = None,
+                Value::Number(n) if n.as_i64().is_some_and(|t| (1..=1_000_000).contains(&t)) => {
+                    a.max_output_tokens = n.as_i64().map(|t| t as i32)
+                }
+                _ => errors.add(
+                    "max_output_tokens",
+                    "must be an integer from 1 to 1000000, or null",
+                ),
+            }
+        }
+        if let Some(v) = i.tools {
+            match validate_tools(&v) {
+                Ok(()) => a.tools = Json(v),
+                Err(m) => errors.add("tools", m),
+            }
+        }
+        if let Some(v) = i.config {
+            if !v.is_object() {
+                errors.add("config", "must be an object");
+            } else if v.to_string().len() > 65_536 {
+                errors.add("config", "must be at most 64 KiB");
+            } else {
+                a.config = Json(v);
+            }
+        }
+        let mut range = |field: &str, v: Option<i64>, lo: i64, hi: i64, slot: &mut i32| {
+            if let Some(v) = v {
+                if (lo..=hi).contains(&v) {
+                    *slot = v as i32;
+                } else {
+                    errors.add(field, format!("must be from {lo} to {hi}"));
+                }
+            }
+        };
+        range("max_retries", i.max_retries, 0, 10, &mut a.max_retries);
+        range(
+            "timeout_seconds",
+            i.timeout_seconds,
+            1,
+            3600,
+            &mut a.timeout_seconds,
+        );
+        range("max_steps", i.max_steps, 1, 100, &mut a.max_steps);
+        errors.into_result()?;
+        Ok(())
+    }
+
+    async fn parse_fallbacks(
+        &self,
+        ctx: &OrgCtx,
+        v: &Value,
+    ) -> ServiceResult<Result<Value, String>> {
+        let Some(list) = v.as_array() else {
+            return Ok(Err("must be a list of {provider_id, model}".into()));
+        };
+        if list.len() > 5 {
+            return Ok(Err("at most 5 fallbacks".into()));
+        }
+        let mut out = vec![];
+        for f in list {
+            let pid = f["provider_id"]
+                .as_str()
+                .and_then(|s| s.parse::<Uuid>().ok());
+            let model = f["model"]
+                .as_str()
+                .filter(|m| !m.is_empty() && m.len() <= 200);
+            let (Some(pid), Some(model)) = (pid, model) else {
+                return Ok(Err("each fallback needs a provider_id and a model".into()));
+            };
+            if self.store.provider(ctx.org_id, pid).await?.is_none() {
+                return Ok(Err(format!("no provider {pid} in this organization")));
+            }
+            out.push(json!({"provider_id": pid, "model": model}));
+        }
+        Ok(Ok(Value::Array(out)))
+    }
+
+    pub async fn get_agent(&self, ctx: &OrgCtx, id: Uuid) -> ServiceResult<Agent> {
+        self.store.agent(ctx.org_id, id).await?.ok_or(NOT_FOUND)
+    }
+
+    pub async fn list_agents(
+        &self,
+        ctx: &OrgCtx,
+        filter: &AgentFilter,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Agent>> {
+        Ok(self.store.list_agents(ctx.org_id, filter, page).await?)
+    }
+
+    pub async fn agent_versions(&self, ctx: &OrgCtx, id: Uuid) -> ServiceResult<Vec<AgentVersion>> {
+        self.store
+            .agent_any(ctx.org_id, id)
+            .await?
+            .ok_or(NOT_FOUND)?;
+        Ok(self.store.agent_versions(ctx.org_id, id).await?)
+    }
+
+    pub async fn agent_version(
+        &self,
+        ctx: &OrgCtx,
+        id: Uuid,
+        version: i32,
+    ) -> ServiceResult<AgentVersion> {
+        self.store
+            .agent_version(ctx.org_id, id, version)
+            .await?
+            .ok_or(ServiceError::NotFound("agent version not found"))
+    }
+
+    /// Hides the agent and cancels its unfinished executions.
+    pub async fn delete_agent(&self, ctx: &OrgCtx, id: Uuid) -> ServiceResult<()> {
+        ctx.require(Role::Member)?;
+        let a = self.store.agent(ctx.org_id, id).await?.ok_or(NOT_FOUND)?;
+        self.cancel_agent_executions(ctx, id, "the agent was deleted")
+            .await?;
+        if !self.store.delete_agent(ctx.org_id, id, Utc::now()).await? {
+            return Err(NOT_FOUND);
+        }
+        self.agent_event(ctx, "agent.deleted", &a, json!({})).await;
+        Ok(())
+    }
+
+    /// `start` (active), `stop` (inactive; cancels running executions) or `pause` (queued
+    /// executions wait until it starts again).
+    pub async fn set_agent_state(
+        &self,
+        ctx: &OrgCtx,
+        id: Uuid,
+        action: AgentAction,
+    ) -> ServiceResult<Agent> {
+        ctx.require(Role::Member)?;
+        let (status, kind) = match action {
+            AgentAction::Start => ("active", "agent.started"),
+            AgentAction::Stop => ("inactive", "agent.stopped"),
+            AgentAction::Pause => ("paused", "agent.paused"),
+        };
+        let a = self
+            .store
+            .set_agent_status(ctx.org_id, id, status, Utc::now())
+            .await?
+            .ok_or(NOT_FOUND)?;
+        if action == AgentAction::Stop {
+            self.cancel_agent_executions(ctx, id, "the agent was stopped")
+                .await?;
+        }
+        if action == AgentAction::Start {
+            self.signals.work.notify_one();
+        }
+        self.agent_event(ctx, kind, &a, json!({})).await;
+        Ok(a)
+    }
+
+    async fn cancel_agent_executions(
+        &self,
+        ctx: &OrgCtx,
+        agent_id: Uuid,
+        why: &str,
+    ) -> ServiceResult<()> {
+        for eid in self
+            .store
+            .unfinished_executions(ctx.org_id, Some(agent_id), None)
+            .await?
+        {
+            self.cancel_execution_quietly(ctx, eid, why).await?;
+        }
+        Ok(())
+    }
+
+    async fn agent_event(&self, ctx: &OrgCtx, kind: &'static str, a: &Agent, data: Value) {
+        let mut data = data;
+        data["agent_id"] = json!(a.id);
+        self.record_linked(
+            Audit {
+                org_id: Some(ctx.org_id),
+                kind,
+                category: "info",
+                actor: EventActor::Actor(ctx.actor),
+                user_id: None,
+                data,
+                meta: &ctx.meta,
+            },
+            Links {
+                agent_id: Some(a.id),
+                ..Links::default()
+            },
+        )
+        .await;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentAction {
+    Start,
+    Stop,
+    Pause,
+}
+
+/// What the agent does: a change to any of it is a new version.
+fn spec(a: &Agent) -> Value {
+    json!({
+        "name": a.name,
+        "autonomy": a.autonomy,
+        "provider_id": a.provider_id,
+        "model": a.model,
+        "fallbacks": a.fallbacks.0,
+        "instructions": a.instructions,
+        "temperature": a.temperature,
+        "max_output_tokens": a.max_output_tokens,
+        "tools": a.tools.0,
+        "config": a.config.0,
+        "max_retries": a.max_retries,
+        "timeout_seconds": a.timeout_seconds,
+        "max_steps": a.max_steps,
+    })
+}
+
+/// Checks the shape of tool declarations (API.md "Agents").
+fn validate_tools(v: &Value) -> Result<(), String> {
+    let list = v.as_array().ok_or("must be a list of tool declarations")?;
+    if list.len() > 64 {
+        return Err("at most 64 tools".into());
+    }
+    for (i, t) in list.iter().enumerate() {
+        match t["type"].as_str() {
+            Some("builtin") => {
+                let name = t["name"].as_str().unwrap_or_default();
+                if !["http_request", "current_time", "call_agent"].contains(&name) {
+                    return Err(format!(
+                        "tools[{i}]: builtin name must be http_request, current_time or call_agent"
+                    ));
+                }
+            }
+            Some("http") => {
+                for f in ["name", "url"] {
+                    if t[f].as_str().is_none_or(str::is_empty) {
+                        return Err(format!("tools[{i}]: an http tool needs {f}"));
+                    }
+                }
+            }
+            Some("mcp") => {
+                if t["server_id"].as_str().is_none() {
+                    return Err(format!("tools[{i}]: an mcp tool needs server_id"));
+                }
+            }
+            _ => return Err(format!("tools[{i}]: type must be builtin, http or mcp")),
+        }
+    }
+    Ok(())
+}
