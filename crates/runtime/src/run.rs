@@ -135,7 +135,8 @@ impl Runtime {
                 }
                 Err(err) => return Err(Failure::failed("internal", err.to_string())),
             };
-            let Some(model) = model.or(provider.default_model.clone()) else {
+            let echo = (provider.kind == "echo").then(|| "echo".to_string());
+            let Some(model) = model.or(provider.default_model.clone()).or(echo) else {
                 last = Failure::failed(
                     "no_model",
                     "neither the agent nor its provider names a model",

@@ -69,6 +69,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub backend: Backend,
     pub store: Store,
+    /// The server's services, for driving parts that have no HTTP route yet.
+    pub services: Services,
     guard: DbGuard,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -194,7 +196,7 @@ impl TestApp {
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (rt_tx, mut rt_rx) = tokio::sync::watch::channel(false);
-        let state = AppState::new(services, setup.api);
+        let state = AppState::new(services.clone(), setup.api);
         tokio::spawn(runtime.run(async move {
             let _ = rt_rx.wait_for(|s| *s).await;
         }));
@@ -211,6 +213,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             backend,
             store,
+            services,
             guard,
             shutdown: Some(tx),
         })

@@ -8,6 +8,7 @@ mod keys;
 mod matrices;
 mod orgs;
 mod ratelimit;
+mod runtime;
 mod tokens;
 
 pub use agentry_testkit::{Backend, Resp, TestApp, User, both_backends};
