@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 use crate::sse::Parser;
 use crate::types::parse_arguments;
 use crate::{
-    ChatRequest, ChatResponse, Endpoint, Kind, ProviderError, Role, ToolCall, Usage, join_url,
-    read_json, send,
+    ChatRequest, ChatResponse, Endpoint, ProviderError, Role, ToolCall, Usage, post, read_json,
+    send,
 };
 
 /// `max_tokens` is required by the API; this is used when the agent sets none.
@@ -92,20 +92,10 @@ pub(crate) async fn chat(
     req: &ChatRequest,
     on_delta: Option<&(dyn Fn(&str) + Send + Sync)>,
 ) -> Result<ChatResponse, ProviderError> {
-    let base = ep
-        .base_url
-        .as_deref()
-        .or(Kind::Anthropic.default_base_url())
-        .unwrap_or_default();
-    let mut rb = http
-        .post(join_url(base, "v1/messages"))
-        .header("anthropic-version", API_VERSION)
-        .json(&body(req, on_delta.is_some()));
+    let mut rb = post(http, ep, "v1/messages", &body(req, on_delta.is_some()))
+        .header("anthropic-version", API_VERSION);
     if let Some(k) = &ep.api_key {
         rb = rb.header("x-api-key", k);
-    }
-    for (k, v) in &ep.headers {
-        rb = rb.header(k, v);
     }
     let res = send(rb).await?;
     match on_delta {

@@ -135,6 +135,26 @@ fn join_url(base: &str, path: &str) -> String {
     )
 }
 
+/// A POST of `body` to `path` under the endpoint's base URL (or the vendor's), with the
+/// endpoint's extra headers.
+fn post(
+    http: &reqwest::Client,
+    ep: &Endpoint,
+    path: &str,
+    body: &serde_json::Value,
+) -> reqwest::RequestBuilder {
+    let base = ep
+        .base_url
+        .as_deref()
+        .or(ep.kind.default_base_url())
+        .unwrap_or_default();
+    let mut rb = http.post(join_url(base, path)).json(body);
+    for (k, v) in &ep.headers {
+        rb = rb.header(k, v);
+    }
+    rb
+}
+
 /// Sends a prepared request and turns transport failures and error statuses into
 /// [`ProviderError`]s.
 async fn send(rb: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {

@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 use crate::sse::Parser;
 use crate::types::parse_arguments;
 use crate::{
-    ChatRequest, ChatResponse, Endpoint, Kind, ProviderError, Role, ToolCall, Usage, join_url,
-    read_json, send,
+    ChatRequest, ChatResponse, Endpoint, ProviderError, Role, ToolCall, Usage, post, read_json,
+    send,
 };
 
 pub(crate) fn body(req: &ChatRequest, stream: bool) -> Value {
@@ -96,19 +96,9 @@ pub(crate) async fn chat(
     req: &ChatRequest,
     on_delta: Option<&(dyn Fn(&str) + Send + Sync)>,
 ) -> Result<ChatResponse, ProviderError> {
-    let base = ep
-        .base_url
-        .as_deref()
-        .or(Kind::OpenAi.default_base_url())
-        .unwrap_or_default();
-    let mut rb = http
-        .post(join_url(base, "chat/completions"))
-        .json(&body(req, on_delta.is_some()));
+    let mut rb = post(http, ep, "chat/completions", &body(req, on_delta.is_some()));
     if let Some(k) = &ep.api_key {
         rb = rb.bearer_auth(k);
-    }
-    for (k, v) in &ep.headers {
-        rb = rb.header(k, v);
     }
     let res = send(rb).await?;
     match on_delta {
