@@ -23,6 +23,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let JsonBytes(bytes) = JsonBytes::from_request(req, state).await?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// The raw bytes of a JSON body, checked as [`Json`] checks them (media type, size) but not yet
+/// parsed: for routes that also hash the body, such as those taking an `Idempotency-Key`.
+pub struct JsonBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let is_json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -36,8 +49,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         if !is_json {
             return Err(ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
         }
-        let bytes = Bytes::from_request(req, state)
+        Bytes::from_request(req, state)
             .await
+            .map(JsonBytes)
             .map_err(|e: BytesRejection| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
@@ -48,9 +62,50 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                         "could not read the request body",
                     )
                 }
-            })?;
-        parse_json(&bytes).map(Json)
+            })
     }
+}
+
+/// A JSON body that may be left out: an empty body is `T::default()`; anything else is read
+/// as [`Json`] reads it.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let empty = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0")
+            || (req.headers().get(header::CONTENT_TYPE).is_none()
+                && req.headers().get(header::TRANSFER_ENCODING).is_none()
+                && req.headers().get(header::CONTENT_LENGTH).is_none());
+        if empty {
+            return Ok(OptionalJson(T::default()));
+        }
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(t)| OptionalJson(t))
+    }
+}
+
+/// For a field where `null` means something (clear it) and leaving it out means "unchanged":
+/// `#[serde(default, deserialize_with = "present")]` on an `Option<Value>` gives `None` when
+/// the field is absent and `Some(Value::Null)` when it is `null`.
+pub fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    use serde::Deserialize;
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+/// Like [`present`] for a field of type `T`: absent is `None`, `null` is `Some(None)`.
+pub fn nullable<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    use serde::Deserialize;
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Parses a JSON body into `T`, reporting syntax errors as 400 and shape errors as 422.

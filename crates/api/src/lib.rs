@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod ratelimit;
 pub mod routes;
+pub mod run_views;
 pub mod state;
 pub mod views;
 

@@ -5,6 +5,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -15,6 +16,38 @@ pub struct Cursor {
     /// The sort key's value on that row, for sorts other than by id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The sort column's value on that row, for sorts by a column other than id.
+    #[serde(default, rename = "v", skip_serializing_if = "Option::is_none")]
+    pub value: Option<KeyValue>,
+}
+
+/// The value of a sort column, as carried in a cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyValue {
+    #[serde(rename = "i")]
+    Int(i64),
+    #[serde(rename = "s")]
+    Text(String),
+    #[serde(rename = "t")]
+    Time(DateTime<Utc>),
+}
+
+/// The type of a sort column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Int,
+    Text,
+    Time,
+}
+
+impl KeyValue {
+    pub fn kind(&self) -> KeyKind {
+        match self {
+            KeyValue::Int(_) => KeyKind::Int,
+            KeyValue::Text(_) => KeyKind::Text,
+            KeyValue::Time(_) => KeyKind::Time,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,7 +56,11 @@ pub struct CursorError;
 
 impl Cursor {
     pub fn after(id: Uuid) -> Cursor {
-        Cursor { id, key: None }
+        Cursor {
+            id,
+            key: None,
+            value: None,
+        }
     }
 
     pub fn encode(&self) -> String {
@@ -61,7 +98,14 @@ mod tests {
     fn round_trip() {
         let c = Cursor {
             id: crate::new_id(),
-            key: Some("2026-01-01".into()),
+            key: Some("-due_at".into()),
+            value: Some(KeyValue::Time(Utc::now())),
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Ok(c));
+        let c = Cursor {
+            id: crate::new_id(),
+            key: Some("name".into()),
+            value: Some(KeyValue::Text("Zed".into())),
         };
         assert_eq!(Cursor::decode(&c.encode()), Ok(c));
         let c = Cursor::after(crate::new_id());
@@ -86,7 +130,7 @@ mod tests {
 
         #[test]
         fn any_cursor_round_trips(bytes in any::<[u8; 16]>(), key in proptest::option::of("\\PC{0,40}")) {
-            let c = Cursor { id: Uuid::from_bytes(bytes), key };
+            let c = Cursor { id: Uuid::from_bytes(bytes), key, value: Some(KeyValue::Int(7)) };
             prop_assert_eq!(Cursor::decode(&c.encode()), Ok(c));
         }
     }

@@ -3,12 +3,16 @@
 
 use agentry_core::id::new_id_at;
 use agentry_core::{FieldErrors, Role, text};
-use agentry_store::{Agent, AgentFilter, AgentVersion, Json, Page, PageRequest};
-use chrono::Utc;
+use agentry_store::{
+    Agent, AgentFilter, AgentLog, AgentStats, AgentVersion, Execution, Json, KeySort, LogFilter,
+    Page, PageRequest,
+};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::audit::{Audit, EventActor, Links};
+use crate::executions::ExecutionInput;
 use crate::{OrgCtx, ServiceError, ServiceResult, Services};
 
 const NOT_FOUND: ServiceError = ServiceError::NotFound("agent not found");
@@ -287,8 +291,12 @@ impl Services {
         ctx: &OrgCtx,
         filter: &AgentFilter,
         page: PageRequest,
+        sort: &KeySort,
     ) -> ServiceResult<Page<Agent>> {
-        Ok(self.store.list_agents(ctx.org_id, filter, page).await?)
+        Ok(self
+            .store
+            .list_agents(ctx.org_id, filter, page, sort)
+            .await?)
     }
 
     pub async fn agent_versions(&self, ctx: &OrgCtx, id: Uuid) -> ServiceResult<Vec<AgentVersion>> {
@@ -309,6 +317,63 @@ impl Services {
             .agent_version(ctx.org_id, id, version)
             .await?
             .ok_or(ServiceError::NotFound("agent version not found"))
+    }
+
+    /// The agent's log lines, newest first; deleted agents' logs stay readable.
+    pub async fn agent_logs(
+        &self,
+        ctx: &OrgCtx,
+        id: Uuid,
+        filter: &LogFilter,
+        page: PageRequest,
+    ) -> ServiceResult<Page<AgentLog>> {
+        self.store
+            .agent_any(ctx.org_id, id)
+            .await?
+            .ok_or(NOT_FOUND)?;
+        Ok(self.store.agent_logs(ctx.org_id, id, filter, page).await?)
+    }
+
+    pub async fn agent_stats(
+        &self,
+        ctx: &OrgCtx,
+        id: Uuid,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> ServiceResult<AgentStats> {
+        self.store
+            .agent_any(ctx.org_id, id)
+            .await?
+            .ok_or(NOT_FOUND)?;
+        Ok(self.store.agent_stats(ctx.org_id, id, since, until).await?)
+    }
+
+    /// Runs the agent once on `input` and answers with the execution when it has finished (or
+    /// as it is when the agent's timeout has passed with a margin).
+    pub async fn test_agent(
+        &self,
+        ctx: &OrgCtx,
+        id: Uuid,
+        input: Value,
+    ) -> ServiceResult<Execution> {
+        let e = self
+            .create_execution(
+                ctx,
+                ExecutionInput {
+                    agent_id: id,
+                    input,
+                    task_id: None,
+                    timeout_seconds: None,
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                // The agent is named by the path here, not by a field.
+                ServiceError::Validation(_) => NOT_FOUND,
+                other => other,
+            })?;
+        let max = std::time::Duration::from_secs(e.timeout_seconds.max(1) as u64 + 5);
+        self.wait_for_execution(ctx, e.id, max).await
     }
 
     /// Hides the agent and cancels its unfinished executions.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use agentry_core::Role;
 use agentry_core::id::new_id_at;
-use agentry_store::{Execution, ExecutionFilter, Json, Page, PageRequest, Step};
+use agentry_store::{Execution, ExecutionFilter, Json, KeySort, Page, PageRequest, Step};
 use chrono::Utc;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -140,8 +140,12 @@ impl Services {
         ctx: &OrgCtx,
         filter: &ExecutionFilter,
         page: PageRequest,
+        sort: &KeySort,
     ) -> ServiceResult<Page<Execution>> {
-        Ok(self.store.list_executions(ctx.org_id, filter, page).await?)
+        Ok(self
+            .store
+            .list_executions(ctx.org_id, filter, page, sort)
+            .await?)
     }
 
     pub async fn execution_steps(&self, ctx: &OrgCtx, id: Uuid) -> ServiceResult<Vec<Step>> {
@@ -263,7 +267,14 @@ impl Services {
         let day_ago = now - chrono::Duration::hours(24);
         if self
             .store
-            .reserve_idempotency_key(ctx.org_id, key, hash, now, day_ago)
+            .reserve_idempotency_key(
+                ctx.org_id,
+                key,
+                hash,
+                now,
+                day_ago,
+                now - chrono::Duration::minutes(10),
+            )
             .await?
         {
             return Ok(Idempotency::Proceed);

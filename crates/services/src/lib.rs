@@ -20,6 +20,7 @@ pub mod principal;
 pub mod providers;
 pub mod sealer;
 pub mod signals;
+pub mod tasks;
 pub mod tokens;
 pub mod users;
 

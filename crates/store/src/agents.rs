@@ -5,8 +5,8 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::macros::{read, tx, write};
-use crate::{Page, PageRequest, Result, Store, StoreError};
+use crate::macros::{bind_key, read, tx, write};
+use crate::{KeySort, Page, PageRequest, Result, Store, StoreError};
 
 const COLS: &str = "id, org_id, name, description, type, status, autonomy, framework, provider_id, model, fallbacks, instructions, temperature, max_output_tokens, tools, config, max_retries, timeout_seconds, max_steps, version, created_by, created_at, updated_at";
 
@@ -189,28 +189,36 @@ impl Store {
         .map_err(StoreError::from_sqlx)
     }
 
+    /// Sorts: `id`, `name`, `updated_at`.
     pub async fn list_agents(
         &self,
         org_id: Uuid,
         f: &AgentFilter,
         page: PageRequest,
+        sort: &KeySort,
     ) -> Result<Page<Agent>> {
-        let (cmp, order) = page.sql();
+        let expr = match sort.field {
+            "name" => "name",
+            _ => "updated_at",
+        };
+        let (keyset, order) = page.keyset(sort, expr, 2, 7);
         let q = f.q.as_ref().map(|q| format!("%{}%", q.to_lowercase()));
-        let rows = read!(self, |c| sqlx::query_as(&format!(
-            "SELECT {COLS} FROM agents WHERE org_id = $1 AND deleted_at IS NULL AND id {cmp} $2
+        let sql = format!(
+            "SELECT {COLS} FROM agents WHERE org_id = $1 AND deleted_at IS NULL AND {keyset}
                AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR type = $4)
                AND ($5 IS NULL OR LOWER(name) LIKE $5 OR LOWER(description) LIKE $5)
-             ORDER BY id {order} LIMIT $6"
-        ))
-        .bind(org_id)
-        .bind(page.bound())
-        .bind(&f.status)
-        .bind(&f.kind)
-        .bind(&q)
-        .bind(page.fetch())
-        .fetch_all(c)
-        .await)
+             ORDER BY {order} LIMIT $6"
+        );
+        let rows = read!(self, |c| {
+            let query = sqlx::query_as(&sql)
+                .bind(org_id)
+                .bind(page.bound())
+                .bind(&f.status)
+                .bind(&f.kind)
+                .bind(&q)
+                .bind(page.fetch());
+            bind_key!(query, sort).fetch_all(c).await
+        })
         .map_err(StoreError::from_sqlx)?;
         Ok(Page::from_overfetch(rows, page.limit))
     }

@@ -9,8 +9,8 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::macros::{read, write};
-use crate::{Db, Page, PageRequest, Result, Store, StoreError};
+use crate::macros::{bind_key, read, write};
+use crate::{Db, KeySort, Page, PageRequest, Result, Store, StoreError};
 
 const COLS: &str = "id, org_id, agent_id, agent_version, task_id, conversation_id, status, input, output, error, attempt, model, provider_id, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, cost_micros, confidence, timeout_seconds, priority, run_after, lease_owner, lease_expires_at, created_by, created_at, updated_at, started_at, completed_at, duration_ms";
 
@@ -104,6 +104,30 @@ pub struct ExecutionFilter {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// Token sums, the cost sum, and how many rows had a cost and a duration.
+type Sums = (
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    i64,
+);
+
+/// What `GET /agents/{id}/stats` reports.
+#[derive(Debug, Clone)]
+pub struct AgentStats {
+    pub by_status: Vec<(String, i64)>,
+    pub tokens: Tokens,
+    /// The sum over executions whose cost is known.
+    pub cost_micros: i64,
+    /// How many executions had a known cost.
+    pub costed: i64,
+    pub p50_duration_ms: Option<i64>,
+    pub p95_duration_ms: Option<i64>,
+}
+
 /// How a finished execution ends.
 #[derive(Debug, Clone)]
 pub struct Finish {
@@ -159,30 +183,38 @@ impl Store {
         .map_err(StoreError::from_sqlx)
     }
 
+    /// Sorts: `id`, `duration_ms`, `cost_micros` (unknown values first, as -1).
     pub async fn list_executions(
         &self,
         org_id: Uuid,
         f: &ExecutionFilter,
         page: PageRequest,
+        sort: &KeySort,
     ) -> Result<Page<Execution>> {
-        let (cmp, order) = page.sql();
-        let rows = read!(self, |c| sqlx::query_as(&format!(
-            "SELECT {COLS} FROM executions WHERE org_id = $1 AND id {cmp} $2
+        let expr = match sort.field {
+            "duration_ms" => "COALESCE(duration_ms, -1)",
+            _ => "COALESCE(cost_micros, -1)",
+        };
+        let (keyset, order) = page.keyset(sort, expr, 2, 9);
+        let sql = format!(
+            "SELECT {COLS} FROM executions WHERE org_id = $1 AND {keyset}
                AND ($3 IS NULL OR agent_id = $3) AND ($4 IS NULL OR task_id = $4)
                AND ($5 IS NULL OR status = $5)
                AND ($6 IS NULL OR created_at >= $6) AND ($7 IS NULL OR created_at < $7)
-             ORDER BY id {order} LIMIT $8"
-        ))
-        .bind(org_id)
-        .bind(page.bound())
-        .bind(f.agent_id)
-        .bind(f.task_id)
-        .bind(&f.status)
-        .bind(f.since)
-        .bind(f.until)
-        .bind(page.fetch())
-        .fetch_all(c)
-        .await)
+             ORDER BY {order} LIMIT $8"
+        );
+        let rows = read!(self, |c| {
+            let query = sqlx::query_as(&sql)
+                .bind(org_id)
+                .bind(page.bound())
+                .bind(f.agent_id)
+                .bind(f.task_id)
+                .bind(&f.status)
+                .bind(f.since)
+                .bind(f.until)
+                .bind(page.fetch());
+            bind_key!(query, sort).fetch_all(c).await
+        })
         .map_err(StoreError::from_sqlx)?;
         Ok(Page::from_overfetch(rows, page.limit))
     }
@@ -389,6 +421,78 @@ impl Store {
         .fetch_all(c)
         .await)
         .map_err(StoreError::from_sqlx)
+    }
+
+    /// Counts, durations, tokens and cost of an agent's executions created in `[since, until)`.
+    pub async fn agent_stats(
+        &self,
+        org_id: Uuid,
+        agent_id: Uuid,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<AgentStats> {
+        const RANGE: &str = "org_id = $1 AND agent_id = $2
+            AND ($3 IS NULL OR created_at >= $3) AND ($4 IS NULL OR created_at < $4)";
+        let by_status: Vec<(String, i64)> = read!(self, |c| {
+            sqlx::query_as(&format!(
+            "SELECT status, COUNT(*) FROM executions WHERE {RANGE} GROUP BY status ORDER BY status"
+        ))
+        .bind(org_id)
+        .bind(agent_id)
+        .bind(since)
+        .bind(until)
+        .fetch_all(c)
+        .await
+        })
+        .map_err(StoreError::from_sqlx)?;
+        let sums: Sums = read!(self, |c| sqlx::query_as(&format!(
+            "SELECT CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(cached_input_tokens) AS BIGINT),
+                    CAST(SUM(output_tokens) AS BIGINT), CAST(SUM(reasoning_tokens) AS BIGINT),
+                    CAST(SUM(cost_micros) AS BIGINT),
+                    COUNT(cost_micros), COUNT(duration_ms)
+                 FROM executions WHERE {RANGE}"
+        ))
+        .bind(org_id)
+        .bind(agent_id)
+        .bind(since)
+        .bind(until)
+        .fetch_one(c)
+        .await)
+        .map_err(StoreError::from_sqlx)?;
+        // Percentiles by rank (nearest-rank method), the same on both backends.
+        let timed = sums.6;
+        let mut pct = [None, None];
+        for (slot, p) in pct.iter_mut().zip([50i64, 95]) {
+            if timed == 0 {
+                continue;
+            }
+            let rank = ((p * timed) + 99) / 100; // ceil(p/100 * n), at least 1
+            *slot = read!(self, |c| sqlx::query_scalar(&format!(
+                "SELECT duration_ms FROM executions WHERE {RANGE} AND duration_ms IS NOT NULL
+                 ORDER BY duration_ms LIMIT 1 OFFSET $5"
+            ))
+            .bind(org_id)
+            .bind(agent_id)
+            .bind(since)
+            .bind(until)
+            .bind(rank.max(1) - 1)
+            .fetch_optional(c)
+            .await)
+            .map_err(StoreError::from_sqlx)?;
+        }
+        Ok(AgentStats {
+            by_status,
+            tokens: Tokens {
+                input: sums.0.unwrap_or(0),
+                cached_input: sums.1.unwrap_or(0),
+                output: sums.2.unwrap_or(0),
+                reasoning: sums.3.unwrap_or(0),
+            },
+            cost_micros: sums.4.unwrap_or(0),
+            costed: sums.5,
+            p50_duration_ms: pct[0],
+            p95_duration_ms: pct[1],
+        })
     }
 
     // The step journal.

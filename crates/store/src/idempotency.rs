@@ -40,7 +40,8 @@ impl Store {
     }
 
     /// Reserves `key` for a request (status 0 until [`Store::complete_idempotent_response`]),
-    /// taking over a reservation older than `expired_before`. False when another request holds
+    /// taking over a key older than `expired_before`, or a reservation older than
+    /// `stale_before` (its request died without finishing). False when another request holds
     /// it.
     pub async fn reserve_idempotency_key(
         &self,
@@ -49,13 +50,15 @@ impl Store {
         request_hash: &str,
         now: DateTime<Utc>,
         expired_before: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
     ) -> Result<bool> {
         let n = write!(self, |c| sqlx::query(
             "INSERT INTO idempotency_keys (org_id, key, request_hash, status, body, created_at)
              VALUES ($1, $2, $3, 0, $4, $5)
              ON CONFLICT (org_id, key) DO UPDATE SET request_hash = $3, status = 0, body = $4,
                 created_at = $5
-             WHERE idempotency_keys.created_at < $6"
+             WHERE idempotency_keys.created_at < $6
+                OR (idempotency_keys.status = 0 AND idempotency_keys.created_at < $7)"
         )
         .bind(org_id)
         .bind(key)
@@ -63,6 +66,7 @@ impl Store {
         .bind(Json(Value::Null))
         .bind(now)
         .bind(expired_before)
+        .bind(stale_before)
         .execute(c)
         .await
         .map(|r| r.rows_affected()))

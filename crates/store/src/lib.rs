@@ -33,12 +33,12 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 pub use agents::{Agent, AgentFilter, AgentLog, AgentVersion, LogFilter};
-pub use executions::{Execution, ExecutionFilter, Finish, Step, Tokens};
+pub use executions::{AgentStats, Execution, ExecutionFilter, Finish, Step, Tokens};
 pub use idempotency::IdempotentResponse;
 pub use models::*;
 pub use providers::Provider;
 pub use sqlx::types::Json;
-pub use tasks::{Task, TaskFilter};
+pub use tasks::{Task, TaskFilter, due_at_key};
 
 /// What can go wrong in the store. A unique violation is reported separately so services can
 /// answer `409` for it.

@@ -62,4 +62,18 @@ macro_rules! tx {
     };
 }
 
-pub(crate) use {read, tx, write};
+/// Binds the sort value of a [`crate::KeySort`] (a typed NULL on the first page).
+macro_rules! bind_key {
+    ($q:expr, $sort:expr) => {
+        match (&$sort.after, $sort.kind) {
+            (Some($crate::KeyValue::Int(v)), _) => $q.bind(Some(*v)),
+            (Some($crate::KeyValue::Text(v)), _) => $q.bind(Some(v.clone())),
+            (Some($crate::KeyValue::Time(v)), _) => $q.bind(Some(*v)),
+            (None, $crate::KeyKind::Int) => $q.bind(None::<i64>),
+            (None, $crate::KeyKind::Text) => $q.bind(None::<String>),
+            (None, $crate::KeyKind::Time) => $q.bind(None::<chrono::DateTime<chrono::Utc>>),
+        }
+    };
+}
+
+pub(crate) use {bind_key, read, tx, write};

@@ -6,6 +6,8 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+pub use agentry_core::cursor::{KeyKind, KeyValue};
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct User {
     pub id: Uuid,
@@ -187,4 +189,47 @@ impl PageRequest {
     pub(crate) fn fetch(&self) -> i64 {
         i64::from(self.limit) + 1
     }
+
+    /// The keyset condition and the `ORDER BY` list for `sort`, where `expr` is the SQL of
+    /// the sort column (ignored for the id sort), `b` the number of the parameter bound to
+    /// [`PageRequest::bound`] and `k` the one bound with [`bind_key!`].
+    pub(crate) fn keyset(
+        &self,
+        sort: &KeySort,
+        expr: &str,
+        b: usize,
+        k: usize,
+    ) -> (String, String) {
+        let (cmp, order) = self.sql();
+        if sort.field == "id" {
+            (
+                format!("(id {cmp} ${b} AND ${k} IS NULL)"),
+                format!("id {order}"),
+            )
+        } else {
+            (
+                format!("(${k} IS NULL OR {expr} {cmp} ${k} OR ({expr} = ${k} AND id {cmp} ${b}))"),
+                format!("{expr} {order}, id {order}"),
+            )
+        }
+    }
+}
+
+/// A sort by a column other than id (ties broken by id), with the value of the sort column on
+/// the row the previous page ended with. `field` names the column as the API does; each list
+/// maps it to its SQL.
+#[derive(Debug, Clone)]
+pub struct KeySort {
+    pub field: &'static str,
+    pub kind: KeyKind,
+    pub after: Option<KeyValue>,
+}
+
+impl KeySort {
+    /// Order by id alone.
+    pub const ID: KeySort = KeySort {
+        field: "id",
+        kind: KeyKind::Int,
+        after: None,
+    };
 }

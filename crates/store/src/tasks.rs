@@ -5,8 +5,20 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::macros::{read, write};
-use crate::{Page, PageRequest, Result, Store, StoreError};
+use crate::macros::{bind_key, read, write};
+use crate::{KeySort, Page, PageRequest, Result, Store, StoreError};
+
+/// `due_at` for sorting: a task with no due date sorts after every dated one.
+const DUE_AT: &str = "COALESCE(due_at, '9999-12-31T00:00:00+00:00')";
+
+/// The sort value of a task's due date, matching [`DUE_AT`].
+pub fn due_at_key(t: &Task) -> DateTime<Utc> {
+    t.due_at.unwrap_or_else(|| {
+        DateTime::parse_from_rfc3339("9999-12-31T00:00:00+00:00")
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    })
+}
 
 const COLS: &str = "id, org_id, title, description, input, output, status, priority, priority_rank, agent_id, assigned_at, started_at, completed_at, due_at, created_by, created_at, updated_at";
 
@@ -105,27 +117,35 @@ impl Store {
         .map_err(StoreError::from_sqlx)
     }
 
+    /// Sorts: `id`, `priority`, `due_at` (tasks with no due date last).
     pub async fn list_tasks(
         &self,
         org_id: Uuid,
         f: &TaskFilter,
         page: PageRequest,
+        sort: &KeySort,
     ) -> Result<Page<Task>> {
-        let (cmp, order) = page.sql();
-        let rows = read!(self, |c| sqlx::query_as(&format!(
-            "SELECT {COLS} FROM tasks WHERE org_id = $1 AND deleted_at IS NULL AND id {cmp} $2
+        let expr = match sort.field {
+            "priority" => "priority_rank",
+            _ => DUE_AT,
+        };
+        let (keyset, order) = page.keyset(sort, expr, 2, 7);
+        let sql = format!(
+            "SELECT {COLS} FROM tasks WHERE org_id = $1 AND deleted_at IS NULL AND {keyset}
                AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR priority = $4)
                AND ($5 IS NULL OR agent_id = $5)
-             ORDER BY id {order} LIMIT $6"
-        ))
-        .bind(org_id)
-        .bind(page.bound())
-        .bind(&f.status)
-        .bind(&f.priority)
-        .bind(f.agent_id)
-        .bind(page.fetch())
-        .fetch_all(c)
-        .await)
+             ORDER BY {order} LIMIT $6"
+        );
+        let rows = read!(self, |c| {
+            let query = sqlx::query_as(&sql)
+                .bind(org_id)
+                .bind(page.bound())
+                .bind(&f.status)
+                .bind(&f.priority)
+                .bind(f.agent_id)
+                .bind(page.fetch());
+            bind_key!(query, sort).fetch_all(c).await
+        })
         .map_err(StoreError::from_sqlx)?;
         Ok(Page::from_overfetch(rows, page.limit))
     }

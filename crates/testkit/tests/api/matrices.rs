@@ -51,6 +51,21 @@ fn write_rule(method: &str, path: &str) -> Option<Needs> {
         | ("DELETE", "/api/v1/api-keys/{id}")
         | ("POST", "/api/v1/api-keys/{id}/rotate") => Role("admin"),
         ("PATCH" | "PUT", "/api/v1/admin/users/{id}") => PlatformAdmin,
+        ("POST", "/api/v1/providers")
+        | ("PATCH" | "PUT" | "DELETE", "/api/v1/providers/{id}")
+        | ("POST", "/api/v1/providers/{id}/test") => Role("admin"),
+        ("POST", "/api/v1/agents" | "/api/v1/tasks" | "/api/v1/executions")
+        | ("PATCH" | "PUT" | "DELETE", "/api/v1/agents/{id}" | "/api/v1/tasks/{id}")
+        | (
+            "POST",
+            "/api/v1/agents/{id}/start"
+            | "/api/v1/agents/{id}/stop"
+            | "/api/v1/agents/{id}/pause"
+            | "/api/v1/agents/{id}/test"
+            | "/api/v1/tasks/{id}/assign"
+            | "/api/v1/tasks/{id}/cancel"
+            | "/api/v1/executions/{id}/cancel",
+        ) => Role("member"),
         _ => return None,
     })
 }
@@ -65,6 +80,11 @@ fn rank(role: &str) -> usize {
 /// a spare member and an extra key to act on.
 struct Fixture {
     org: String,
+    /// A provider, agent, task and execution of the org, by the `{id}` of their routes.
+    provider: String,
+    agent: String,
+    task: String,
+    execution: String,
     principals: Vec<(String, String, bool)>, // (label, token, is_key), lowest role first, owner user last
     roles: Vec<&'static str>,
     spare_member: String,
@@ -136,13 +156,62 @@ async fn fixture(app: &TestApp, owner: &User, staff: &[User; 3]) -> Fixture {
             &h,
         )
         .await;
+    let res = resources(app, &owner.token, &org).await;
     Fixture {
+        provider: res.provider,
+        agent: res.agent,
+        task: res.task,
+        execution: res.execution,
         org,
         principals,
         roles,
         spare_member: spare.id.to_string(),
         invitation: inv.body["invitation"]["id"].as_str().unwrap().to_string(),
         key_id: key.body["id"].as_str().unwrap().to_string(),
+    }
+}
+
+/// One of each runtime resource in `org`, made by `token`.
+struct Resources {
+    provider: String,
+    agent: String,
+    task: String,
+    execution: String,
+}
+
+async fn resources(app: &TestApp, token: &str, org: &str) -> Resources {
+    let h = [("X-Org-Id", org)];
+    let call = |method: &'static str, path: String, body: Value| async move {
+        let r = app
+            .call_with(method, &path, Some(token), Some(body), &h)
+            .await;
+        assert!(r.status < 300, "{method} {path}: {}", r.text);
+        r.body["id"].as_str().unwrap_or_default().to_string()
+    };
+    let provider = call(
+        "POST",
+        "/providers".into(),
+        json!({"name": format!("p{}", uuid::Uuid::now_v7().simple()), "kind": "echo", "default_model": "echo"}),
+    )
+    .await;
+    let agent = call(
+        "POST",
+        "/agents".into(),
+        json!({"name": "Matrix agent", "provider_id": provider}),
+    )
+    .await;
+    let task = call("POST", "/tasks".into(), json!({"title": "Matrix task"})).await;
+    let execution = call(
+        "POST",
+        "/executions".into(),
+        json!({"agent_id": agent, "input": "hello"}),
+    )
+    .await;
+    Resources {
+        provider,
+        agent,
+        task,
+        execution,
     }
 }
 
@@ -160,6 +229,16 @@ fn body_for(method: &str, path: &str) -> Value {
         ("POST", "/api/v1/orgs") => json!({"name": "Made by matrix"}),
         ("POST", "/api/v1/invitations/accept") => json!({"token": "0".repeat(64)}),
         ("PATCH" | "PUT", "/api/v1/admin/users/{id}") => json!({"disabled": false}),
+        ("POST", "/api/v1/providers") => {
+            json!({"name": format!("p{}", uuid::Uuid::now_v7().simple()), "kind": "echo"})
+        }
+        (_, "/api/v1/providers/{id}") => json!({"default_model": "echo"}),
+        ("POST", "/api/v1/agents") => json!({"name": "made"}),
+        (_, "/api/v1/agents/{id}") => json!({"description": "changed"}),
+        ("POST", "/api/v1/agents/{id}/test") => json!({"input": "hi"}),
+        ("POST", "/api/v1/tasks") => json!({"title": "made"}),
+        (_, "/api/v1/tasks/{id}") => json!({"priority": "high"}),
+        ("POST", "/api/v1/tasks/{id}/assign") => json!({"agent_id": uuid::Uuid::now_v7()}),
         _ => json!({}),
     }
 }
@@ -259,14 +338,22 @@ both_backends!(role_matrix_covers_every_write_route, |app| {
                     .replace("{user_id}", &f.spare_member)
                     .replace("{invitation_id}", &f.invitation)
                     .replace("/api-keys/{id}", &format!("/api-keys/{}", f.key_id))
+                    .replace("/providers/{id}", &format!("/providers/{}", f.provider))
+                    .replace("/agents/{id}", &format!("/agents/{}", f.agent))
+                    .replace("/tasks/{id}", &format!("/tasks/{}", f.task))
+                    .replace("/executions/{id}", &format!("/executions/{}", f.execution))
                     .replace("{id}", &f.org);
+                let body = match path.as_str() {
+                    "/api/v1/executions" => json!({"agent_id": f.agent, "input": "hi"}),
+                    _ => body_for(&method, &path),
+                };
                 for ((label, token, _), role) in f.principals.iter().zip(&f.roles) {
                     let r = app
                         .call_with(
                             &method,
                             &concrete,
                             Some(token),
-                            Some(body_for(&method, &path)),
+                            Some(body.clone()),
                             &[("X-Org-Id", &f.org)],
                         )
                         .await;
@@ -311,6 +398,12 @@ fn isolation_path(path: &str, a: &OrgA) -> Option<Option<String>> {
             Some(path.replace("{id}", &a.key))
         }
         "/api/v1/events/{id}" => Some(path.replace("{id}", &a.event)),
+        p if p.starts_with("/api/v1/providers/{id}") => Some(p.replace("{id}", &a.res.provider)),
+        p if p.starts_with("/api/v1/agents/{id}") => {
+            Some(p.replace("{id}", &a.res.agent).replace("{n}", "1"))
+        }
+        p if p.starts_with("/api/v1/tasks/{id}") => Some(p.replace("{id}", &a.res.task)),
+        p if p.starts_with("/api/v1/executions/{id}") => Some(p.replace("{id}", &a.res.execution)),
         "/api/v1/auth/sessions/{id}" => Some(path.replace("{id}", &a.session)),
         // Platform-level: not org-scoped, gated by the platform admin role (see the role matrix).
         "/api/v1/admin/users/{id}" => None,
@@ -321,6 +414,7 @@ fn isolation_path(path: &str, a: &OrgA) -> Option<Option<String>> {
 
 struct OrgA {
     org: String,
+    res: Resources,
     member: String,
     invitation: String,
     key: String,
@@ -350,7 +444,9 @@ both_backends!(tenant_isolation_matrix, |app| {
         .await;
     let events = app.get("/events", &a.token).await;
     let sessions = app.get("/auth/sessions", &a.token).await;
+    let res = resources(&app, &a.token, &a.org_id.to_string()).await;
     let org_a = OrgA {
+        res,
         org: a.org_id.to_string(),
         member: member.id.to_string(),
         invitation: inv.body["invitation"]["id"].as_str().unwrap().to_string(),
@@ -395,12 +491,74 @@ both_backends!(tenant_isolation_matrix, |app| {
         "routes missing from the isolation matrix: {unclassified:?}"
     );
     // Lists show only the caller's org.
-    for list in ["/events", "/api-keys", "/orgs"] {
+    for list in [
+        "/events",
+        "/api-keys",
+        "/orgs",
+        "/providers",
+        "/agents",
+        "/tasks",
+        "/executions",
+    ] {
         let r = app.get(list, &b.token).await;
         assert_eq!(r.status, 200);
+        for secret in [
+            &org_a.org,
+            &org_a.key,
+            &org_a.res.provider,
+            &org_a.res.agent,
+            &org_a.res.task,
+            &org_a.res.execution,
+        ] {
+            assert!(!r.text.contains(secret.as_str()), "{list} leaked org A");
+        }
+    }
+    // Another org's ids inside a body name nothing: a 422 for the field, never a use of it.
+    let b_res = resources(&app, &b.token, &b.org_id.to_string()).await;
+    for (method, path, body, field) in [
+        (
+            "POST",
+            "/executions".to_string(),
+            json!({"agent_id": org_a.res.agent, "input": "x"}),
+            "agent_id",
+        ),
+        (
+            "POST",
+            "/executions".to_string(),
+            json!({"agent_id": b_res.agent, "input": "x", "task_id": org_a.res.task}),
+            "task_id",
+        ),
+        (
+            "POST",
+            format!("/tasks/{}/assign", b_res.task),
+            json!({"agent_id": org_a.res.agent}),
+            "agent_id",
+        ),
+        (
+            "POST",
+            "/tasks".to_string(),
+            json!({"title": "t", "agent_id": org_a.res.agent}),
+            "agent_id",
+        ),
+        (
+            "POST",
+            "/agents".to_string(),
+            json!({"name": "a", "provider_id": org_a.res.provider}),
+            "provider_id",
+        ),
+        (
+            "PATCH",
+            format!("/agents/{}", b_res.agent),
+            json!({"fallbacks": [{"provider_id": org_a.res.provider, "model": "m"}]}),
+            "fallbacks",
+        ),
+    ] {
+        let r = app.call(method, &path, Some(&b.token), Some(body)).await;
+        assert_eq!(r.status, 422, "{method} {path}: {}", r.text);
         assert!(
-            !r.text.contains(&org_a.org) && !r.text.contains(&org_a.key),
-            "{list} leaked org A"
+            r.body["error"]["details"]["fields"][field].is_array(),
+            "{method} {path}: {}",
+            r.text
         );
     }
     // Org A is untouched.
