@@ -190,11 +190,19 @@ impl Runtime {
                     .llm
                     .chat(&endpoint, &req, Some(&|_: &str| {}))
                     .await;
+                let took = (Utc::now() - call_started).num_milliseconds().max(0);
                 match r {
-                    Ok(reply) => break Ok(reply),
+                    Ok(reply) => {
+                        attempts.push(json!({
+                            "provider_id": pid, "model": model, "started_at": call_started,
+                            "duration_ms": took, "error": null,
+                        }));
+                        break Ok(reply);
+                    }
                     Err(err) => {
                         attempts.push(json!({
                             "provider_id": pid, "model": model, "started_at": call_started,
+                            "duration_ms": took,
                             "error": {"code": err.code, "message": err.message, "status": err.status},
                         }));
                         let _ = store.set_step_attempts(step.id, &json!(attempts)).await;
@@ -302,6 +310,17 @@ impl Runtime {
             .unwrap_or_default();
         // The execution's usage is the sum of its steps (every attempt that was answered).
         let mut tokens = Tokens::default();
+        if let Err(fail) = &result {
+            let error = json!({"code": fail.code, "message": fail.message});
+            if let Err(err) = self
+                .services
+                .store
+                .close_running_steps(e.org_id, e.id, &error, now)
+                .await
+            {
+                tracing::error!(execution_id = %e.id, error = %err, "closing running steps failed");
+            }
+        }
         let mut cost = Some(0i64);
         for s in steps.iter().filter(|s| s.status == "success") {
             tokens.input += s.input_tokens;

@@ -191,6 +191,9 @@ impl Services {
         // Drop the in-flight provider call if this process runs it; another replica notices
         // on its next heartbeat.
         self.signals.abort(id);
+        self.store
+            .close_running_steps(ctx.org_id, id, &error, now)
+            .await?;
         if let Some(started) = e.started_at {
             let ms = (now - started).num_milliseconds().max(0);
             self.store.set_execution_duration(id, ms).await?;

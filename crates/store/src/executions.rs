@@ -580,4 +580,26 @@ impl Store {
         .map_err(StoreError::from_sqlx)?;
         Ok(())
     }
+
+    /// Ends the execution's steps still marked running (its call was abandoned by a timeout
+    /// or a cancel) as failed with `error`.
+    pub async fn close_running_steps(
+        &self,
+        org_id: Uuid,
+        execution_id: Uuid,
+        error: &Value,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        for mut s in self.steps(org_id, execution_id).await? {
+            if s.status != "running" {
+                continue;
+            }
+            s.status = "failed".into();
+            s.error = Some(Json(error.clone()));
+            s.completed_at = Some(now);
+            s.duration_ms = Some((now - s.started_at).num_milliseconds().max(0));
+            self.finish_step(&s).await?;
+        }
+        Ok(())
+    }
 }

@@ -5,6 +5,8 @@
 //! PostgreSQL is reached at `AGENTRY_TEST_POSTGRES`. When that is unset the PostgreSQL half of
 //! each test prints a notice and passes, except under `CI=true`, where it fails loudly.
 
+pub mod mock;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

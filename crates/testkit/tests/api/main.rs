@@ -2,6 +2,7 @@
 //! SQLite and on PostgreSQL.
 
 mod events;
+mod executions;
 mod http;
 mod identity;
 mod keys;
