@@ -61,7 +61,7 @@ impl Default for Setup {
 }
 
 enum DbGuard {
-    Sqlite(PathBuf),
+    Sqlite,
     Postgres { admin_url: String, name: String },
 }
 
@@ -73,7 +73,7 @@ pub struct TestApp {
     pub store: Store,
     /// The server's services, for driving parts that have no HTTP route yet.
     pub services: Services,
-    guard: DbGuard,
+    _db: TestDb,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -150,34 +150,8 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Setup)) -> Option<TestApp> {
         let mut setup = Setup::default();
         tweak(&mut setup);
-        let (url, guard) = match backend {
-            Backend::Sqlite => {
-                let dir = std::env::temp_dir().join(format!("agentry-test-{}", Uuid::now_v7()));
-                std::fs::create_dir_all(&dir).expect("temp dir");
-                (
-                    format!("sqlite://{}", dir.join("agentry.db").display()),
-                    DbGuard::Sqlite(dir),
-                )
-            }
-            Backend::Postgres => {
-                let admin_url = postgres_url()?;
-                let name = format!("agentry_test_{}", Uuid::now_v7().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin_url)
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!("PostgreSQL at AGENTRY_TEST_POSTGRES is unreachable: {e}")
-                    });
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create test database");
-                conn.close().await.ok();
-                (
-                    with_database(&admin_url, &name),
-                    DbGuard::Postgres { admin_url, name },
-                )
-            }
-        };
+        let db = TestDb::create(backend).await?;
+        let url = db.url.clone();
         let store = Store::connect(
             &url,
             &StoreOptions {
@@ -216,7 +190,7 @@ impl TestApp {
             backend,
             store,
             services,
-            guard,
+            _db: db,
             shutdown: Some(tx),
         })
     }
@@ -357,29 +331,75 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        match &self.guard {
-            DbGuard::Sqlite(dir) => {
-                let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// A database of a test's own: a fresh SQLite file in a temporary directory, or a fresh
+/// PostgreSQL database. Removed (dropped) with this value.
+pub struct TestDb {
+    pub url: String,
+    /// The temporary directory (SQLite), usable as the server's data directory.
+    pub dir: PathBuf,
+    guard: DbGuard,
+}
+
+impl TestDb {
+    /// `None` for PostgreSQL when it is not configured (outside CI).
+    pub async fn create(backend: Backend) -> Option<TestDb> {
+        let dir = std::env::temp_dir().join(format!("agentry-test-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (url, guard) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.join("agentry.db").display()),
+                DbGuard::Sqlite,
+            ),
+            Backend::Postgres => {
+                let Some(admin_url) = postgres_url() else {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return None;
+                };
+                let name = format!("agentry_test_{}", Uuid::now_v7().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("PostgreSQL at AGENTRY_TEST_POSTGRES is unreachable: {e}")
+                    });
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                conn.close().await.ok();
+                (
+                    with_database(&admin_url, &name),
+                    DbGuard::Postgres { admin_url, name },
+                )
             }
-            DbGuard::Postgres { admin_url, name } => {
-                let (admin_url, name) = (admin_url.clone(), name.clone());
-                // Drop runs inside the test's runtime; do the async cleanup on a thread of its own.
-                let t = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
+        };
+        Some(TestDb { url, dir, guard })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let DbGuard::Postgres { admin_url, name } = &self.guard {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop may run inside the test's runtime; do the async cleanup on a thread of its own.
+            let t = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(async {
+                    let mut conn = sqlx::PgConnection::connect(&admin_url).await.ok()?;
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await
                         .ok()?;
-                    rt.block_on(async {
-                        let mut conn = sqlx::PgConnection::connect(&admin_url).await.ok()?;
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .execute(&mut conn)
-                            .await
-                            .ok()?;
-                        conn.close().await.ok()
-                    })
-                });
-                let _ = t.join();
-            }
+                    conn.close().await.ok()
+                })
+            });
+            let _ = t.join();
         }
     }
 }

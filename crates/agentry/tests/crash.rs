@@ -1,0 +1,230 @@
+//! Crash recovery with the real binary: executions in flight when `agentry serve` is killed
+//! with SIGKILL are resumed after their lease expires on the next start; a step the journal
+//! shows finished is not sent to the provider again; nothing stays `running`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use agentry_store::{Json, Store, StoreOptions};
+use agentry_testkit::mock::{MockProvider, Reply};
+use agentry_testkit::{Backend, TestDb};
+use serde_json::{Value, json};
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+struct Server {
+    child: tokio::process::Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Server {
+    async fn start(db: &TestDb) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentry"))
+            .arg("serve")
+            .env("AGENTRY_DATA_DIR", &db.dir)
+            .env("AGENTRY_DATABASE_URL", &db.url)
+            .env("AGENTRY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("AGENTRY_LEASE_SECONDS", "2")
+            .env("AGENTRY_MASTER_KEY", "11".repeat(32))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let s = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
+        let deadline = tokio::time::Instant::now() + WITHIN;
+        loop {
+            if let Ok(r) = s.http.get(format!("{}/readyz", s.base)).send().await
+                && r.status() == 200
+            {
+                return s;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the server did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}/api/v1{path}", self.base),
+        );
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// SIGKILL: no drain, no cleanup.
+    async fn kill(mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+}
+
+async fn crash_and_resume(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let mock = MockProvider::start().await;
+    mock.set_default(Reply::Hang);
+    let srv = Server::start(&db).await;
+    let (s, reg) = srv
+        .call(
+            "POST",
+            "/auth/register",
+            None,
+            Some(json!({"email": "crash@example.com", "password": "correct horse battery", "name": "Crash"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{reg}");
+    let token = reg["access_token"].as_str().unwrap().to_string();
+    let t = Some(token.as_str());
+    let (s, p) = srv
+        .call(
+            "POST",
+            "/providers",
+            t,
+            Some(
+                json!({"name": "mock", "kind": "openai", "base_url": mock.openai_base(),
+                        "api_key": "sk-crash", "default_model": "mock-model"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{p}");
+    let (s, agent) = srv
+        .call(
+            "POST",
+            "/agents",
+            t,
+            Some(json!({"name": "Survivor", "provider_id": p["id"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{agent}");
+    let mut ids = vec![];
+    for i in 0..5 {
+        let (s, e) = srv
+            .call(
+                "POST",
+                "/executions",
+                t,
+                Some(json!({"agent_id": agent["id"], "input": format!("job {i}")})),
+            )
+            .await;
+        assert_eq!(s, 202, "{e}");
+        ids.push(e["id"].as_str().unwrap().to_string());
+    }
+    // Every call is in flight at the provider, then the process dies.
+    mock.wait_calls(5, WITHIN).await;
+    srv.kill().await;
+
+    // As if the process had died just after journaling the first execution's answer: its
+    // step is finished, the execution is still running under the dead process's lease.
+    let store = Store::connect(&db.url, &StoreOptions::default())
+        .await
+        .unwrap();
+    let first: uuid::Uuid = ids[0].parse().unwrap();
+    let org: uuid::Uuid = reg["org"]["id"].as_str().unwrap().parse().unwrap();
+    let mut step = store.steps(org, first).await.unwrap().remove(0);
+    assert_eq!(step.status, "running");
+    let reply = agentry_providers::ChatResponse {
+        model: "mock-model".into(),
+        text: "journaled answer".into(),
+        usage: agentry_providers::Usage {
+            input_tokens: 3,
+            output_tokens: 2,
+            ..Default::default()
+        },
+        finish_reason: Some("stop".into()),
+        ..Default::default()
+    };
+    step.status = "success".into();
+    step.output = Some(Json(json!({"text": reply.text, "reply": reply})));
+    step.input_tokens = 3;
+    step.output_tokens = 2;
+    step.completed_at = Some(chrono::Utc::now());
+    store.finish_step(&step).await.unwrap();
+    drop(store);
+
+    mock.set_default(Reply::text("recovered"));
+    let before = mock.calls();
+    let srv = Server::start(&db).await;
+    for (i, id) in ids.iter().enumerate() {
+        let deadline = tokio::time::Instant::now() + WITHIN;
+        let e = loop {
+            let (s, e) = srv.call("GET", &format!("/executions/{id}"), t, None).await;
+            assert_eq!(s, 200);
+            if !["pending", "running"].contains(&e["status"].as_str().unwrap()) {
+                break e;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "still unfinished: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(e["status"], "success", "{e}");
+        assert_eq!(e["attempt"], 2, "{e}");
+        let want = if i == 0 {
+            "journaled answer"
+        } else {
+            "recovered"
+        };
+        assert_eq!(e["output"]["text"], want);
+        let (_, events) = srv
+            .call(
+                "GET",
+                &format!("/events?execution_id={id}&type=execution.completed"),
+                t,
+                None,
+            )
+            .await;
+        assert_eq!(
+            events["data"].as_array().unwrap().len(),
+            1,
+            "finished once: {events}"
+        );
+    }
+    // The journaled step was not sent again: only the four others called the provider.
+    assert_eq!(mock.calls() - before, 4);
+    let (_, running) = srv.call("GET", "/executions?status=running", t, None).await;
+    assert_eq!(running["data"], json!([]));
+    srv.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_call_resumes_on_sqlite() {
+    crash_and_resume(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_call_resumes_on_postgres() {
+    crash_and_resume(Backend::Postgres).await;
+}
