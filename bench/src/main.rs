@@ -8,8 +8,16 @@
 //!                                       [--runs 3] [--rate 5000]
 //! target/release/agentry-bench load     --addr 127.0.0.1:8080 --token T [--path ...]
 //!                                       [--connections 64] [--seconds 10] [--rate R]
+//! target/release/agentry-bench exec-throughput  [--executions 10000] [--runs 3] [--postgres URL]
+//! target/release/agentry-bench exec-latency     [--executions 200] [--postgres URL]
+//! target/release/agentry-bench exec-concurrency [--executions 2000] [--workers 256] [--postgres URL]
+//! target/release/agentry-bench agent-routes     [--seconds 10] [--runs 3] [--postgres URL]
 //! ```
+//!
+//! `--postgres` takes the admin URL of a PostgreSQL server; each run makes a fresh database on
+//! it with `createdb`.
 
+mod executions;
 mod load;
 mod server;
 
@@ -38,6 +46,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let opt = |k: &str, default: &str| opts.get(k).cloned().unwrap_or_else(|| default.into());
     let bin = opt("bin", "target/release/agentry");
+    let db = executions::Db {
+        postgres: opts.get("postgres").cloned(),
+    };
     let out = match command.as_str() {
         "startup" => startup(&bin).await?,
         "auth-me" => {
@@ -62,7 +73,38 @@ async fn main() -> anyhow::Result<()> {
             let connections = opt("connections", "64").parse()?;
             report(vec![load::run(&target, connections, seconds, rate).await?])
         }
-        other => anyhow::bail!("unknown benchmark {other:?}; use startup, auth-me or load"),
+        "exec-throughput" => {
+            executions::throughput(
+                &db,
+                &bin,
+                opt("executions", "10000").parse()?,
+                opt("runs", "3").parse()?,
+            )
+            .await?
+        }
+        "exec-latency" => executions::latency(&db, &bin, opt("executions", "200").parse()?).await?,
+        "exec-concurrency" => {
+            executions::concurrency(
+                &db,
+                &bin,
+                opt("executions", "2000").parse()?,
+                opt("workers", "256").parse()?,
+            )
+            .await?
+        }
+        "agent-routes" => {
+            executions::agent_routes(
+                &db,
+                &bin,
+                opt("seconds", "10").parse()?,
+                opt("runs", "3").parse()?,
+            )
+            .await?
+        }
+        other => anyhow::bail!(
+            "unknown benchmark {other:?}; use startup, auth-me, load, exec-throughput, \
+             exec-latency, exec-concurrency or agent-routes"
+        ),
     };
     std::io::Write::write_all(
         &mut std::io::stdout(),
@@ -170,7 +212,7 @@ async fn auth_me(
 }
 
 /// Registers a user (whose JWT is one credential) and creates a member API key (the other).
-async fn credentials(s: &Server) -> anyhow::Result<(String, String)> {
+pub(crate) async fn credentials(s: &Server) -> anyhow::Result<(String, String)> {
     let client = reqwest::Client::new();
     let r: Value = client
         .post(s.url("/api/v1/auth/register"))
@@ -204,7 +246,7 @@ async fn credentials(s: &Server) -> anyhow::Result<(String, String)> {
 }
 
 /// Summarises runs: requests/s, p50, p99, p99.9 as (median, min, max), and failures.
-fn report(mut runs: Vec<Outcome>) -> Value {
+pub(crate) fn report(mut runs: Vec<Outcome>) -> Value {
     let rps = runs.iter().map(Outcome::rps).collect();
     let p50 = runs.iter_mut().map(|o| o.quantile_ms(0.50)).collect();
     let p99 = runs.iter_mut().map(|o| o.quantile_ms(0.99)).collect();
@@ -219,6 +261,6 @@ fn report(mut runs: Vec<Outcome>) -> Value {
     })
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

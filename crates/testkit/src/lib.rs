@@ -32,6 +32,8 @@ pub struct Setup {
     pub auth: AuthSettings,
     pub mailer: Mailer,
     pub runtime: agentry_runtime::RuntimeOptions,
+    /// Run the runtime in the server (default); off for tests that drive the queue by hand.
+    pub run_runtime: bool,
     pub provider_client: agentry_providers::ClientOptions,
 }
 
@@ -55,6 +57,7 @@ impl Default for Setup {
                 poll: std::time::Duration::from_millis(100),
                 ..Default::default()
             },
+            run_runtime: true,
             provider_client: agentry_providers::ClientOptions::default(),
         }
     }
@@ -173,9 +176,11 @@ impl TestApp {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (rt_tx, mut rt_rx) = tokio::sync::watch::channel(false);
         let state = AppState::new(services.clone(), setup.api);
-        tokio::spawn(runtime.run(async move {
-            let _ = rt_rx.wait_for(|s| *s).await;
-        }));
+        if setup.run_runtime {
+            tokio::spawn(runtime.run(async move {
+                let _ = rt_rx.wait_for(|s| *s).await;
+            }));
+        }
         tokio::spawn(async move {
             let _ = agentry_api::serve(listener, state, async {
                 let _ = rx.await;

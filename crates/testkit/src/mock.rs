@@ -81,6 +81,8 @@ impl Reply {
 /// One request as the mock received it.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// When the request had been read whole.
+    pub at: std::time::Instant,
     pub path: String,
     /// Header names lowercased.
     pub headers: Vec<(String, String)>,
@@ -241,6 +243,7 @@ async fn serve(mut sock: TcpStream, state: &State) -> std::io::Result<()> {
         })
     };
     state.requests.lock().unwrap().push(Recorded {
+        at: std::time::Instant::now(),
         path: path.clone(),
         headers,
         body: body.clone(),

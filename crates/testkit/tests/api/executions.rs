@@ -1226,3 +1226,48 @@ both_backends!(bad_input_gets_clear_errors, |app| {
     let all = app.get("/providers", &u.token).await;
     assert!(!all.text.contains("sk-test-secret") && !all.text.contains("extra-secret"));
 });
+
+both_backends!(fallbacks_answer_when_the_primary_fails, |app| {
+    let primary = MockProvider::start().await;
+    let backup = MockProvider::start().await;
+    primary.set_default(Reply::status(503));
+    backup.push(Reply::text("from the backup"));
+    let u = app.register("Alice").await;
+    let p1 = mock_provider(&app, &u, &primary, "openai").await;
+    let p2 = mock_provider(&app, &u, &backup, "anthropic").await;
+    let r = app
+        .call(
+            "PATCH",
+            &format!("/providers/{p2}"),
+            Some(&u.token),
+            Some(json!({"prices": {"backup-model": {"input": 3_000_000, "output": 15_000_000}}})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let agent = make_agent(
+        &app,
+        &u,
+        json!({"name": "Resilient", "provider_id": p1, "max_retries": 1,
+               "fallbacks": [{"provider_id": p2, "model": "backup-model"}]}),
+    )
+    .await;
+    let e = run(&app, &u, agent["id"].as_str().unwrap(), json!("hi")).await;
+    assert_eq!(e["status"], "success", "{e}");
+    assert_eq!(e["output"]["text"], "from the backup");
+    assert_eq!(e["provider_id"], p2.as_str());
+    assert_eq!(e["model"], "backup-model");
+    // The backup's price: 12 input and 5 output tokens at $3 and $15 per million.
+    assert_eq!(e["cost_micros"], 12 * 3 + 5 * 15);
+    assert_eq!(primary.calls(), 2);
+    assert_eq!(backup.calls(), 1);
+    assert_eq!(backup.requests()[0].body["model"], "backup-model");
+    let steps = app
+        .get(
+            &format!("/executions/{}/steps", e["id"].as_str().unwrap()),
+            &u.token,
+        )
+        .await;
+    let s = &steps.body["data"][0];
+    assert_eq!(s["provider_id"], p2.as_str());
+    assert_eq!(s["attempts"].as_array().unwrap().len(), 3, "{s}");
+});

@@ -138,3 +138,145 @@ both_backends!(a_stopped_agent_refuses_and_a_paused_one_waits, |app| {
     let err = s.create_execution(&ctx, input).await.unwrap_err();
     assert!(err.to_string().contains("not active"), "{err}");
 });
+
+/// The queue by hand (no runtime running): task priority first, turns across orgs, the per-org
+/// cap, paused agents skipped, and the reaper requeueing expired leases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_orders_fairly_and_reaps_sqlite() {
+    queue_orders_fairly_and_reaps(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_orders_fairly_and_reaps_postgres() {
+    queue_orders_fairly_and_reaps(Backend::Postgres).await;
+}
+
+async fn queue_orders_fairly_and_reaps(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.run_runtime = false).await else {
+        return;
+    };
+    let mut orgs = vec![];
+    for name in ["Busy", "Quiet"] {
+        let u = app.register(name).await;
+        let p = app
+            .post(
+                "/providers",
+                Some(&u.token),
+                json!({"name": "local", "kind": "echo"}),
+            )
+            .await;
+        let a = app
+            .post(
+                "/agents",
+                Some(&u.token),
+                json!({"name": "A", "provider_id": p.body["id"]}),
+            )
+            .await;
+        orgs.push((u, a.body["id"].as_str().unwrap().to_string()));
+    }
+    let (busy, busy_agent) = &orgs[0];
+    let (quiet, quiet_agent) = &orgs[1];
+    let create = |u: &User, agent: &str, task: Option<String>| {
+        let body = json!({"agent_id": agent, "input": "x", "task_id": task});
+        let token = u.token.clone();
+        let app = &app;
+        async move {
+            let r = app.post("/executions", Some(&token), body).await;
+            assert_eq!(r.status, 202, "{}", r.text);
+            r.body["id"].as_str().unwrap().to_string()
+        }
+    };
+    // Busy: four plain executions, then two for a critical task (created last).
+    let mut plain = vec![];
+    for _ in 0..4 {
+        plain.push(create(busy, busy_agent, None).await);
+    }
+    let t = app
+        .post(
+            "/tasks",
+            Some(&busy.token),
+            json!({"title": "urgent", "priority": "critical"}),
+        )
+        .await;
+    let tid = t.body["id"].as_str().unwrap().to_string();
+    let critical = [
+        create(busy, busy_agent, Some(tid.clone())).await,
+        create(busy, busy_agent, Some(tid)).await,
+    ];
+    let quiet_ids = [
+        create(quiet, quiet_agent, None).await,
+        create(quiet, quiet_agent, None).await,
+    ];
+
+    let now = chrono::Utc::now();
+    let lease = now + chrono::Duration::seconds(30);
+    let ids = |v: Vec<agentry_store::Execution>| -> Vec<String> {
+        v.into_iter().map(|e| e.id.to_string()).collect()
+    };
+    // Four slots: two per org, the busy org's critical ones first.
+    let first = ids(app
+        .store
+        .claim_executions("w1", now, lease, 4, 10)
+        .await
+        .unwrap());
+    assert_eq!(first.len(), 4, "{first:?}");
+    for id in critical.iter().chain(&quiet_ids) {
+        assert!(first.contains(id), "{id} not claimed first: {first:?}");
+    }
+    // A cap of three running per org leaves room for one more of the busy org.
+    let second = ids(app
+        .store
+        .claim_executions("w1", now, lease, 10, 3)
+        .await
+        .unwrap());
+    assert_eq!(second, vec![plain[0].clone()]);
+    // A paused agent's executions wait.
+    app.post(
+        &format!("/agents/{busy_agent}/pause"),
+        Some(&busy.token),
+        json!({}),
+    )
+    .await;
+    assert!(
+        app.store
+            .claim_executions("w1", now, lease, 10, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    app.post(
+        &format!("/agents/{busy_agent}/start"),
+        Some(&busy.token),
+        json!({}),
+    )
+    .await;
+    // Expired leases go back to pending with the next attempt; nothing stays running.
+    let later = lease + chrono::Duration::seconds(1);
+    let (requeued, failed) = app.store.reap_executions(later, 10).await.unwrap();
+    assert_eq!(requeued.len(), 5);
+    assert!(failed.is_empty());
+    assert!(
+        requeued
+            .iter()
+            .all(|e| e.status == "pending" && e.attempt == 2 && e.lease_owner.is_none())
+    );
+    // After the last attempt, the reaper fails them instead.
+    let again = app
+        .store
+        .claim_executions("w2", later, later + chrono::Duration::seconds(1), 10, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 8);
+    let (requeued, failed) = app
+        .store
+        .reap_executions(later + chrono::Duration::seconds(5), 2)
+        .await
+        .unwrap();
+    assert_eq!(requeued.len(), 3);
+    assert_eq!(failed.len(), 5);
+    assert!(
+        failed
+            .iter()
+            .all(|e| e.status == "failed" && e.error.as_ref().unwrap().0["code"] == "abandoned")
+    );
+}
