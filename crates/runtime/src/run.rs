@@ -78,6 +78,8 @@ impl Runtime {
         };
         self.finish(&e, result).await;
         self.services.signals.unregister(id);
+        // A slot is free here (and in the org's cap): look for more work at once.
+        self.services.signals.work.notify_one();
     }
 
     async fn run_agent(&self, e: &Execution) -> Result<Outcome, Failure> {
