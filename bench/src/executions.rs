@@ -7,7 +7,8 @@
 //!   provider receiving the call, p50 and p99.
 //! - `concurrency`: N executions against a provider that takes 1 s each; wall time until all
 //!   finished and the server's peak RSS.
-//! - agent routes: `GET /agents/{id}` and `GET /agents` at 64 connections, closed loop.
+//! - agent routes: `GET /agents/{id}`, `GET /agents` and `POST /agents` at 64 connections,
+//!   closed loop.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -297,7 +298,8 @@ pub async fn concurrency(
     }))
 }
 
-/// `GET /agents/{id}` and `GET /agents` (20 agents), closed loop at 64 connections.
+/// `GET /agents/{id}`, `GET /agents` (20 agents) and `POST /agents`, closed loop at 64
+/// connections.
 pub async fn agent_routes(db: &Db, bin: &str, seconds: u64, runs: usize) -> anyhow::Result<Value> {
     let mock = MockProvider::start().await;
     let s = setup(db, bin, "agents", 18_990, &mock, &[]).await?;
@@ -319,6 +321,15 @@ pub async fn agent_routes(db: &Db, bin: &str, seconds: u64, runs: usize) -> anyh
         (
             "list_agents",
             Target::get_with_bearer(addr, "/api/v1/agents?limit=20", &s.token),
+        ),
+        (
+            "create_agent",
+            Target::post_json_with_bearer(
+                addr,
+                "/api/v1/agents",
+                &s.token,
+                r#"{"name":"Load agent","instructions":"Be helpful.","temperature":0.3}"#,
+            ),
         ),
     ];
     let mut out = serde_json::Map::new();

@@ -29,6 +29,17 @@ impl Target {
         .into_bytes();
         Target { addr, request }
     }
+
+    /// A `POST path` with a JSON body and an `Authorization: Bearer` header.
+    pub fn post_json_with_bearer(addr: SocketAddr, path: &str, token: &str, body: &str) -> Self {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes();
+        Target { addr, request }
+    }
 }
 
 #[derive(Debug, Default)]

@@ -42,7 +42,6 @@ impl Runtime {
     pub(crate) async fn execute(&self, e: Execution) {
         let id = e.id;
         if e.attempt == 1 {
-            self.log(&e, "info", "execution started").await;
             self.event(
                 &e,
                 "execution.started",
@@ -252,6 +251,18 @@ impl Runtime {
                         .finish_step(&step)
                         .await
                         .map_err(|err| Failure::failed("internal", err.to_string()))?;
+                    self.log(
+                        e,
+                        "info",
+                        &format!(
+                            "step {} llm {model}: {} input and {} output tokens in {} ms",
+                            step.idx,
+                            step.input_tokens,
+                            step.output_tokens,
+                            step.duration_ms.unwrap_or(0)
+                        ),
+                    )
+                    .await;
                     return Ok(Outcome {
                         reply,
                         model,
