@@ -52,7 +52,7 @@ pub struct AgentRequest {
     /// `autonomous` (default), `supervised` or `manual`.
     pub autonomy: Option<String>,
     pub framework: Option<String>,
-    /// A provider of this org; `null` uses the local `echo`.
+    /// A provider of this org, needed to run (an `echo` provider answers locally).
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub provider_id: Option<Value>,
