@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::audit::{Audit, EventActor, Links};
+use crate::audit::Links;
 use crate::executions::ExecutionInput;
 use crate::{OrgCtx, ServiceError, ServiceResult, Services};
 
@@ -380,7 +380,7 @@ impl Services {
     pub async fn delete_agent(&self, ctx: &OrgCtx, id: Uuid) -> ServiceResult<()> {
         ctx.require(Role::Member)?;
         let a = self.store.agent(ctx.org_id, id).await?.ok_or(NOT_FOUND)?;
-        self.cancel_agent_executions(ctx, id, "the agent was deleted")
+        self.cancel_unfinished(ctx, Some(id), None, "the agent was deleted")
             .await?;
         if !self.store.delete_agent(ctx.org_id, id, Utc::now()).await? {
             return Err(NOT_FOUND);
@@ -409,7 +409,7 @@ impl Services {
             .await?
             .ok_or(NOT_FOUND)?;
         if action == AgentAction::Stop {
-            self.cancel_agent_executions(ctx, id, "the agent was stopped")
+            self.cancel_unfinished(ctx, Some(id), None, "the agent was stopped")
                 .await?;
         }
         if action == AgentAction::Start {
@@ -419,41 +419,14 @@ impl Services {
         Ok(a)
     }
 
-    async fn cancel_agent_executions(
-        &self,
-        ctx: &OrgCtx,
-        agent_id: Uuid,
-        why: &str,
-    ) -> ServiceResult<()> {
-        for eid in self
-            .store
-            .unfinished_executions(ctx.org_id, Some(agent_id), None)
-            .await?
-        {
-            self.cancel_execution_quietly(ctx, eid, why).await?;
-        }
-        Ok(())
-    }
-
     async fn agent_event(&self, ctx: &OrgCtx, kind: &'static str, a: &Agent, data: Value) {
         let mut data = data;
         data["agent_id"] = json!(a.id);
-        self.record_linked(
-            Audit {
-                org_id: Some(ctx.org_id),
-                kind,
-                category: "info",
-                actor: EventActor::Actor(ctx.actor),
-                user_id: None,
-                data,
-                meta: &ctx.meta,
-            },
-            Links {
-                agent_id: Some(a.id),
-                ..Links::default()
-            },
-        )
-        .await;
+        let links = Links {
+            agent_id: Some(a.id),
+            ..Links::default()
+        };
+        self.record_by(ctx, kind, data, links).await;
     }
 }
 

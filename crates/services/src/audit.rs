@@ -5,7 +5,7 @@ use agentry_store::events::NewEvent;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{Actor, RequestMeta, Services};
+use crate::{Actor, OrgCtx, RequestMeta, Services};
 
 /// The kind of actor an event names.
 #[derive(Debug, Clone, Copy)]
@@ -77,5 +77,22 @@ impl Services {
         if let Err(e) = self.store.append_event(&event).await {
             tracing::error!(event.kind = a.kind, error = %e, "failed to record audit event");
         }
+    }
+
+    /// Records an `info` event of the caller's org, by the caller, linked to what it is about.
+    pub async fn record_by(&self, ctx: &OrgCtx, kind: &'static str, data: Value, links: Links) {
+        self.record_linked(
+            Audit {
+                org_id: Some(ctx.org_id),
+                kind,
+                category: "info",
+                actor: EventActor::Actor(ctx.actor),
+                user_id: None,
+                data,
+                meta: &ctx.meta,
+            },
+            links,
+        )
+        .await
     }
 }

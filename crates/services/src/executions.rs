@@ -9,7 +9,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::audit::{Audit, EventActor, Links};
+use crate::audit::Links;
 use crate::{OrgCtx, ServiceError, ServiceResult, Services};
 
 const NOT_FOUND: ServiceError = ServiceError::NotFound("execution not found");
@@ -111,21 +111,16 @@ impl Services {
         };
         let e = self.store.create_execution(&e).await?;
         self.signals.work.notify_one();
-        self.record_linked(
-            Audit {
-                org_id: Some(ctx.org_id),
-                kind: "execution.created",
-                category: "info",
-                actor: EventActor::Actor(ctx.actor),
-                user_id: None,
-                data: json!({"agent_version": e.agent_version}),
-                meta: &ctx.meta,
-            },
-            Links {
-                agent_id: Some(e.agent_id),
-                task_id: e.task_id,
-                execution_id: Some(e.id),
-            },
+        let links = Links {
+            agent_id: Some(e.agent_id),
+            task_id: e.task_id,
+            execution_id: Some(e.id),
+        };
+        self.record_by(
+            ctx,
+            "execution.created",
+            json!({"agent_version": e.agent_version}),
+            links,
         )
         .await;
         Ok(e)
@@ -204,25 +199,33 @@ impl Services {
                 .await?;
         }
         let _ = self.signals.finished.send(id);
-        self.record_linked(
-            Audit {
-                org_id: Some(ctx.org_id),
-                kind: "execution.cancelled",
-                category: "info",
-                actor: EventActor::Actor(ctx.actor),
-                user_id: None,
-                data: json!({"reason": why}),
-                meta: &ctx.meta,
-            },
-            Links {
-                agent_id: Some(e.agent_id),
-                task_id: e.task_id,
-                execution_id: Some(id),
-            },
-        )
-        .await;
+        let links = Links {
+            agent_id: Some(e.agent_id),
+            task_id: e.task_id,
+            execution_id: Some(id),
+        };
+        self.record_by(ctx, "execution.cancelled", json!({"reason": why}), links)
+            .await;
         let e = self.store.execution(ctx.org_id, id).await?.unwrap_or(e);
         Ok((true, e))
+    }
+
+    /// Cancels the unfinished executions of an agent or of a task.
+    pub(crate) async fn cancel_unfinished(
+        &self,
+        ctx: &OrgCtx,
+        agent_id: Option<Uuid>,
+        task_id: Option<Uuid>,
+        why: &str,
+    ) -> ServiceResult<()> {
+        for eid in self
+            .store
+            .unfinished_executions(ctx.org_id, agent_id, task_id)
+            .await?
+        {
+            self.cancel_execution_quietly(ctx, eid, why).await?;
+        }
+        Ok(())
     }
 
     /// Waits up to `max` for the execution to finish; returns it as it is then.

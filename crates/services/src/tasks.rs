@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::audit::{Audit, EventActor, Links};
+use crate::audit::Links;
 use crate::executions::{ExecutionInput, PRIORITIES};
 use crate::{OrgCtx, ServiceError, ServiceResult, Services};
 
@@ -171,7 +171,7 @@ impl Services {
     pub async fn delete_task(&self, ctx: &OrgCtx, id: Uuid) -> ServiceResult<()> {
         ctx.require(Role::Member)?;
         let t = self.get_task(ctx, id).await?;
-        self.cancel_task_executions(ctx, id, "the task was deleted")
+        self.cancel_unfinished(ctx, None, Some(id), "the task was deleted")
             .await?;
         if !self.store.delete_task(ctx.org_id, id, Utc::now()).await? {
             return Err(NOT_FOUND);
@@ -249,7 +249,7 @@ impl Services {
                 message: "the task has already finished",
             });
         }
-        self.cancel_task_executions(ctx, id, "the task was cancelled")
+        self.cancel_unfinished(ctx, None, Some(id), "the task was cancelled")
             .await?;
         let now = Utc::now();
         t = self.get_task(ctx, id).await?;
@@ -261,41 +261,14 @@ impl Services {
         Ok(t)
     }
 
-    async fn cancel_task_executions(
-        &self,
-        ctx: &OrgCtx,
-        task_id: Uuid,
-        why: &str,
-    ) -> ServiceResult<()> {
-        for eid in self
-            .store
-            .unfinished_executions(ctx.org_id, None, Some(task_id))
-            .await?
-        {
-            self.cancel_execution_quietly(ctx, eid, why).await?;
-        }
-        Ok(())
-    }
-
     async fn task_event(&self, ctx: &OrgCtx, kind: &'static str, t: &Task, data: Value) {
         let mut data = data;
         data["task_id"] = json!(t.id);
-        self.record_linked(
-            Audit {
-                org_id: Some(ctx.org_id),
-                kind,
-                category: "info",
-                actor: EventActor::Actor(ctx.actor),
-                user_id: None,
-                data,
-                meta: &ctx.meta,
-            },
-            Links {
-                agent_id: t.agent_id,
-                task_id: Some(t.id),
-                execution_id: None,
-            },
-        )
-        .await;
+        let links = Links {
+            agent_id: t.agent_id,
+            task_id: Some(t.id),
+            execution_id: None,
+        };
+        self.record_by(ctx, kind, data, links).await;
     }
 }

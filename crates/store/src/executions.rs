@@ -104,30 +104,6 @@ pub struct ExecutionFilter {
     pub until: Option<DateTime<Utc>>,
 }
 
-/// Token sums, the cost sum, and how many rows had a cost and a duration.
-type Sums = (
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    i64,
-    i64,
-);
-
-/// What `GET /agents/{id}/stats` reports.
-#[derive(Debug, Clone)]
-pub struct AgentStats {
-    pub by_status: Vec<(String, i64)>,
-    pub tokens: Tokens,
-    /// The sum over executions whose cost is known.
-    pub cost_micros: i64,
-    /// How many executions had a known cost.
-    pub costed: i64,
-    pub p50_duration_ms: Option<i64>,
-    pub p95_duration_ms: Option<i64>,
-}
-
 /// How a finished execution ends.
 #[derive(Debug, Clone)]
 pub struct Finish {
@@ -421,78 +397,6 @@ impl Store {
         .fetch_all(c)
         .await)
         .map_err(StoreError::from_sqlx)
-    }
-
-    /// Counts, durations, tokens and cost of an agent's executions created in `[since, until)`.
-    pub async fn agent_stats(
-        &self,
-        org_id: Uuid,
-        agent_id: Uuid,
-        since: Option<DateTime<Utc>>,
-        until: Option<DateTime<Utc>>,
-    ) -> Result<AgentStats> {
-        const RANGE: &str = "org_id = $1 AND agent_id = $2
-            AND ($3 IS NULL OR created_at >= $3) AND ($4 IS NULL OR created_at < $4)";
-        let by_status: Vec<(String, i64)> = read!(self, |c| {
-            sqlx::query_as(&format!(
-            "SELECT status, COUNT(*) FROM executions WHERE {RANGE} GROUP BY status ORDER BY status"
-        ))
-        .bind(org_id)
-        .bind(agent_id)
-        .bind(since)
-        .bind(until)
-        .fetch_all(c)
-        .await
-        })
-        .map_err(StoreError::from_sqlx)?;
-        let sums: Sums = read!(self, |c| sqlx::query_as(&format!(
-            "SELECT CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(cached_input_tokens) AS BIGINT),
-                    CAST(SUM(output_tokens) AS BIGINT), CAST(SUM(reasoning_tokens) AS BIGINT),
-                    CAST(SUM(cost_micros) AS BIGINT),
-                    COUNT(cost_micros), COUNT(duration_ms)
-                 FROM executions WHERE {RANGE}"
-        ))
-        .bind(org_id)
-        .bind(agent_id)
-        .bind(since)
-        .bind(until)
-        .fetch_one(c)
-        .await)
-        .map_err(StoreError::from_sqlx)?;
-        // Percentiles by rank (nearest-rank method), the same on both backends.
-        let timed = sums.6;
-        let mut pct = [None, None];
-        for (slot, p) in pct.iter_mut().zip([50i64, 95]) {
-            if timed == 0 {
-                continue;
-            }
-            let rank = ((p * timed) + 99) / 100; // ceil(p/100 * n), at least 1
-            *slot = read!(self, |c| sqlx::query_scalar(&format!(
-                "SELECT duration_ms FROM executions WHERE {RANGE} AND duration_ms IS NOT NULL
-                 ORDER BY duration_ms LIMIT 1 OFFSET $5"
-            ))
-            .bind(org_id)
-            .bind(agent_id)
-            .bind(since)
-            .bind(until)
-            .bind(rank.max(1) - 1)
-            .fetch_optional(c)
-            .await)
-            .map_err(StoreError::from_sqlx)?;
-        }
-        Ok(AgentStats {
-            by_status,
-            tokens: Tokens {
-                input: sums.0.unwrap_or(0),
-                cached_input: sums.1.unwrap_or(0),
-                output: sums.2.unwrap_or(0),
-                reasoning: sums.3.unwrap_or(0),
-            },
-            cost_micros: sums.4.unwrap_or(0),
-            costed: sums.5,
-            p50_duration_ms: pct[0],
-            p95_duration_ms: pct[1],
-        })
     }
 
     // The step journal.

@@ -32,8 +32,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
-pub use agents::{Agent, AgentFilter, AgentLog, AgentVersion, LogFilter};
-pub use executions::{AgentStats, Execution, ExecutionFilter, Finish, Step, Tokens};
+pub use agents::{Agent, AgentFilter, AgentLog, AgentStats, AgentVersion, LogFilter};
+pub use executions::{Execution, ExecutionFilter, Finish, Step, Tokens};
 pub use idempotency::IdempotentResponse;
 pub use models::*;
 pub use providers::Provider;

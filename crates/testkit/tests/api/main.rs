@@ -6,9 +6,11 @@ mod executions;
 mod http;
 mod identity;
 mod keys;
+mod lists;
 mod matrices;
 mod orgs;
 mod ratelimit;
+mod resources;
 mod runtime;
 mod tokens;
 
