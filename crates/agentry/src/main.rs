@@ -243,7 +243,10 @@ async fn serve(cfg: Config, role: Role) -> anyhow::Result<()> {
         version = env!("CARGO_PKG_VERSION"),
         "agentry is serving on http://{addr} (docs at http://{addr}/docs)"
     );
+    // Other replicas' events reach this one's subscribers through LISTEN/NOTIFY.
+    let live = tokio::spawn(services.clone().listen_forever());
     agentry_api::serve(listener, AppState::new(services, api), shutdown_signal()).await?;
+    live.abort();
     let _ = stop_tx.send(true);
     if let Some(rt) = runtime {
         let _ = rt.await;

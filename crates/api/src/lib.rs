@@ -11,6 +11,7 @@ pub mod middleware;
 pub mod ratelimit;
 pub mod routes;
 pub mod run_views;
+pub mod sse;
 pub mod state;
 pub mod views;
 
@@ -144,6 +145,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let st = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        st.closing.send_replace(true);
+    };
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),

@@ -1,6 +1,7 @@
 //! What the API returns for providers, agents, tasks and executions. Provider credentials
 //! never appear: only whether a key is set and the names of extra headers.
 
+pub use agentry_services::views::{ExecutionView, RunErrorView, StepView, UsageView, usd};
 use agentry_store as store;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -94,6 +95,7 @@ pub struct AgentView {
     pub instructions: String,
     pub temperature: Option<f64>,
     pub max_output_tokens: Option<i32>,
+    pub max_context_tokens: Option<i32>,
     #[schema(value_type = Vec<Object>)]
     pub tools: Value,
     #[schema(value_type = Object)]
@@ -123,6 +125,7 @@ impl From<store::Agent> for AgentView {
             instructions: a.instructions,
             temperature: a.temperature,
             max_output_tokens: a.max_output_tokens,
+            max_context_tokens: a.max_context_tokens,
             tools: a.tools.0,
             config: a.config.0,
             max_retries: a.max_retries,
@@ -179,35 +182,6 @@ impl From<store::AgentLog> for AgentLogView {
             created_at: l.created_at,
         }
     }
-}
-
-/// Token counts. `input_tokens` includes the cached ones; `output_tokens` includes reasoning.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UsageView {
-    pub input_tokens: i64,
-    pub cached_input_tokens: i64,
-    pub output_tokens: i64,
-    pub reasoning_tokens: i64,
-    pub total_tokens: i64,
-}
-
-impl From<store::Tokens> for UsageView {
-    fn from(t: store::Tokens) -> Self {
-        UsageView {
-            input_tokens: t.input,
-            cached_input_tokens: t.cached_input,
-            output_tokens: t.output,
-            reasoning_tokens: t.reasoning,
-            total_tokens: t.input + t.output,
-        }
-    }
-}
-
-/// `1234` µUSD as `"0.001234"`.
-pub fn usd(micros: i64) -> String {
-    let sign = if micros < 0 { "-" } else { "" };
-    let m = micros.unsigned_abs();
-    format!("{sign}{}.{:06}", m / 1_000_000, m % 1_000_000)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -321,150 +295,5 @@ impl From<store::Task> for TaskView {
             created_at: t.created_at,
             updated_at: t.updated_at,
         }
-    }
-}
-
-/// Why an execution or a step did not succeed.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunErrorView {
-    pub code: String,
-    pub message: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ExecutionView {
-    pub id: Uuid,
-    pub agent_id: Uuid,
-    pub agent_version: i32,
-    pub task_id: Option<Uuid>,
-    pub conversation_id: Option<Uuid>,
-    /// `pending`, `running`, `awaiting_approval`, `success`, `failed`, `timeout` or `cancelled`.
-    pub status: String,
-    #[schema(value_type = Object)]
-    pub input: Value,
-    #[schema(value_type = Option<Object>)]
-    pub output: Option<Value>,
-    #[schema(value_type = Option<RunErrorView>)]
-    pub error: Option<Value>,
-    pub attempt: i32,
-    pub model: Option<String>,
-    pub provider_id: Option<Uuid>,
-    pub usage: UsageView,
-    /// Integer µUSD; `null` when no price is known for the model.
-    pub cost_micros: Option<i64>,
-    /// The same cost in dollars, as a decimal string.
-    pub cost_usd: Option<String>,
-    pub confidence: Option<f64>,
-    pub timeout_seconds: i32,
-    pub created_by: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub completed_at: Option<DateTime<Utc>>,
-    pub duration_ms: Option<i64>,
-}
-
-impl From<store::Execution> for ExecutionView {
-    fn from(e: store::Execution) -> Self {
-        ExecutionView {
-            id: e.id,
-            agent_id: e.agent_id,
-            agent_version: e.agent_version,
-            task_id: e.task_id,
-            conversation_id: e.conversation_id,
-            status: e.status,
-            input: e.input.0,
-            output: e.output.map(|o| o.0),
-            error: e.error.map(|o| o.0),
-            attempt: e.attempt,
-            model: e.model,
-            provider_id: e.provider_id,
-            usage: store::Tokens {
-                input: e.input_tokens,
-                cached_input: e.cached_input_tokens,
-                output: e.output_tokens,
-                reasoning: e.reasoning_tokens,
-            }
-            .into(),
-            cost_micros: e.cost_micros,
-            cost_usd: e.cost_micros.map(usd),
-            confidence: e.confidence,
-            timeout_seconds: e.timeout_seconds,
-            created_by: e.created_by,
-            created_at: e.created_at,
-            started_at: e.started_at,
-            completed_at: e.completed_at,
-            duration_ms: e.duration_ms,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StepView {
-    pub id: Uuid,
-    pub execution_id: Uuid,
-    pub index: i32,
-    /// `llm`, `tool` or `approval`.
-    pub kind: String,
-    pub name: String,
-    /// `running`, `success` or `failed`.
-    pub status: String,
-    #[schema(value_type = Object)]
-    pub input: Value,
-    #[schema(value_type = Option<Object>)]
-    pub output: Option<Value>,
-    #[schema(value_type = Option<RunErrorView>)]
-    pub error: Option<Value>,
-    /// Each call made for this step: `[{attempt, started_at, duration_ms, error?}]`.
-    #[schema(value_type = Vec<Object>)]
-    pub attempts: Value,
-    pub model: Option<String>,
-    pub provider_id: Option<Uuid>,
-    pub usage: UsageView,
-    pub cost_micros: Option<i64>,
-    pub cost_usd: Option<String>,
-    pub started_at: DateTime<Utc>,
-    pub completed_at: Option<DateTime<Utc>>,
-    pub duration_ms: Option<i64>,
-}
-
-impl From<store::Step> for StepView {
-    fn from(s: store::Step) -> Self {
-        StepView {
-            id: s.id,
-            execution_id: s.execution_id,
-            index: s.idx,
-            kind: s.kind,
-            name: s.name,
-            status: s.status,
-            input: s.input.0,
-            output: s.output.map(|o| o.0),
-            error: s.error.map(|o| o.0),
-            attempts: s.attempts.0,
-            model: s.model,
-            provider_id: s.provider_id,
-            usage: store::Tokens {
-                input: s.input_tokens,
-                cached_input: s.cached_input_tokens,
-                output: s.output_tokens,
-                reasoning: s.reasoning_tokens,
-            }
-            .into(),
-            cost_micros: s.cost_micros,
-            cost_usd: s.cost_micros.map(usd),
-            started_at: s.started_at,
-            completed_at: s.completed_at,
-            duration_ms: s.duration_ms,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn usd_strings() {
-        assert_eq!(super::usd(0), "0.000000");
-        assert_eq!(super::usd(1234), "0.001234");
-        assert_eq!(super::usd(12_345_678), "12.345678");
-        assert_eq!(super::usd(-5), "-0.000005");
     }
 }

@@ -52,6 +52,8 @@ pub struct Shared {
     pub limits: Arc<RateLimits>,
     pub metrics: Arc<Metrics>,
     pub version: &'static str,
+    /// Set when the server begins to shut down: long-lived streams end so it can drain.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
             limits,
             metrics: Arc::new(Metrics::default()),
             version: env!("CARGO_PKG_VERSION"),
+            closing: tokio::sync::watch::channel(false).0,
         }))
     }
 }

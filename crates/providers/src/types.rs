@@ -52,6 +52,13 @@ impl Message {
             tool_call_id: None,
         }
     }
+
+    pub fn assistant(content: impl Into<String>) -> Message {
+        Message {
+            role: Role::Assistant,
+            ..Message::user(content)
+        }
+    }
 }
 
 /// A tool the model may call.

@@ -2,6 +2,8 @@
 //! alive with one heartbeat per process, and returns the executions of dead workers to the
 //! queue. No database transaction is held across a provider call.
 
+mod context;
+mod deltas;
 mod run;
 
 use std::sync::Arc;
@@ -157,6 +159,7 @@ impl Runtime {
             {
                 Ok((requeued, failed)) => {
                     for e in &requeued {
+                        self.services.emit_status(e).await;
                         self.system_event(
                             e,
                             "execution.retried",
@@ -173,6 +176,7 @@ impl Runtime {
                             serde_json::json!({"error": e.error.as_ref().map(|j| j.0.clone())}),
                         )
                         .await;
+                        self.services.execution_finished(e).await;
                         let _ = self.services.signals.finished.send(e.id);
                     }
                     if !requeued.is_empty() {

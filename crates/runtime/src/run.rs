@@ -4,24 +4,25 @@
 use std::time::Duration;
 
 use agentry_core::id::new_id_at;
-use agentry_providers::{ChatRequest, ChatResponse, Message, ProviderError, Usage};
+use agentry_providers::{ChatRequest, ChatResponse, ProviderError, Usage};
 use agentry_services::audit::{Audit, EventActor, Links};
 use agentry_store::{Agent, Execution, Finish, Json, Step, Tokens};
 use chrono::Utc;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::deltas::Deltas;
 use crate::{Runtime, backoff};
 
 /// Why an execution did not succeed.
-struct Failure {
-    status: &'static str,
-    code: String,
-    message: String,
+pub(crate) struct Failure {
+    pub(crate) status: &'static str,
+    pub(crate) code: String,
+    pub(crate) message: String,
 }
 
 impl Failure {
-    fn failed(code: impl Into<String>, message: impl Into<String>) -> Failure {
+    pub(crate) fn failed(code: impl Into<String>, message: impl Into<String>) -> Failure {
         Failure {
             status: "failed",
             code: code.into(),
@@ -41,7 +42,9 @@ struct Outcome {
 impl Runtime {
     pub(crate) async fn execute(&self, e: Execution) {
         let id = e.id;
+        self.services.emit_status(&e).await;
         if e.attempt == 1 {
+            self.services.reply_started(&e).await;
             self.event(
                 &e,
                 "execution.started",
@@ -151,7 +154,7 @@ impl Runtime {
             let req = ChatRequest {
                 model: model.clone(),
                 system: (!agent.instructions.is_empty()).then(|| agent.instructions.clone()),
-                messages: vec![Message::user(self.prompt(e).await)],
+                messages: self.messages(e, agent).await?,
                 temperature: agent.temperature,
                 max_output_tokens: agent.max_output_tokens.map(|n| n as u32),
                 tools: vec![],
@@ -183,14 +186,17 @@ impl Runtime {
                 .start_step(e.org_id, &step)
                 .await
                 .map_err(|err| Failure::failed("internal", err.to_string()))?;
+            self.services.emit_step(e.org_id, &step).await;
             let mut tries: u32 = 0;
             let result = loop {
                 let call_started = Utc::now();
+                let deltas = Deltas::start(self.services.clone(), e.clone(), step.idx);
                 let r = self
                     .services
                     .llm
-                    .chat(&endpoint, &req, Some(&|_: &str| {}))
+                    .chat(&endpoint, &req, Some(&|t: &str| deltas.push(t)))
                     .await;
+                deltas.finish().await;
                 let took = (Utc::now() - call_started).num_milliseconds().max(0);
                 match r {
                     Ok(reply) => {
@@ -208,6 +214,11 @@ impl Runtime {
                         }));
                         let _ = store.set_step_attempts(step.id, &json!(attempts)).await;
                         if err.retryable && tries < agent.max_retries as u32 {
+                            // Text streamed by the failed call is void: say so before the next.
+                            step.attempts = Json(json!(attempts));
+                            step.status = "retrying".into();
+                            self.services.emit_step(e.org_id, &step).await;
+                            step.status = "running".into();
                             let wait = err
                                 .retry_after
                                 .map_or(backoff(tries), |ra| ra.max(backoff(tries)));
@@ -251,6 +262,8 @@ impl Runtime {
                         .finish_step(&step)
                         .await
                         .map_err(|err| Failure::failed("internal", err.to_string()))?;
+                    self.services.emit_step(e.org_id, &step).await;
+                    self.services.emit_usage(e.org_id, &step).await;
                     self.log(
                         e,
                         "info",
@@ -274,6 +287,7 @@ impl Runtime {
                     step.status = "failed".into();
                     step.error = Some(Json(json!({"code": err.code, "message": err.message})));
                     let _ = store.finish_step(&step).await;
+                    self.services.emit_step(e.org_id, &step).await;
                     self.log(e, "error", &format!("provider call failed: {err}"))
                         .await;
                     last = failure_of(&err);
@@ -281,34 +295,6 @@ impl Runtime {
             }
         }
         Err(last)
-    }
-
-    /// The user message: the input as text, with the task's title and description first.
-    async fn prompt(&self, e: &Execution) -> String {
-        let input = match &e.input.0 {
-            Value::String(s) => s.clone(),
-            v => ["message", "text", "prompt", "input"]
-                .iter()
-                .find_map(|k| v[k].as_str().map(str::to_string))
-                .unwrap_or_else(|| v.to_string()),
-        };
-        let Some(tid) = e.task_id else { return input };
-        match self.services.store.task(e.org_id, tid).await {
-            Ok(Some(t)) => {
-                let mut s = format!("Task: {}", t.title);
-                if !t.description.is_empty() {
-                    s.push_str(&format!("\n\n{}", t.description));
-                }
-                if !(t.input.0.is_null() || t.input.0 == json!({})) {
-                    s.push_str(&format!("\n\nTask input: {}", t.input.0));
-                }
-                if !(e.input.0.is_null() || e.input.0 == json!({})) {
-                    s.push_str(&format!("\n\n{input}"));
-                }
-                s
-            }
-            _ => input,
-        }
     }
 
     async fn finish(&self, e: &Execution, result: Result<Outcome, Failure>) {
@@ -401,6 +387,7 @@ impl Runtime {
             .await
         {
             Ok(Some(done)) => {
+                self.services.execution_finished(&done).await;
                 self.log(e, if result.is_ok() { "info" } else { "error" }, &log)
                     .await;
                 self.event(

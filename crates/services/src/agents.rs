@@ -43,6 +43,7 @@ pub struct AgentInput {
     pub instructions: Option<String>,
     pub temperature: Option<Value>,
     pub max_output_tokens: Option<Value>,
+    pub max_context_tokens: Option<Value>,
     pub tools: Option<Value>,
     pub config: Option<Value>,
     pub max_retries: Option<i64>,
@@ -73,6 +74,7 @@ impl Services {
             instructions: String::new(),
             temperature: None,
             max_output_tokens: None,
+            max_context_tokens: None,
             tools: Json(json!([])),
             config: Json(json!({})),
             max_retries: 2,
@@ -212,6 +214,18 @@ impl Services {
                 _ => errors.add(
                     "max_output_tokens",
                     "must be an integer from 1 to 1000000, or null",
+                ),
+            }
+        }
+        if let Some(v) = i.max_context_tokens {
+            match v {
+                Value::Null => a.max_context_tokens = None,
+                Value::Number(n) if n.as_i64().is_some_and(|t| (256..=10_000_000).contains(&t)) => {
+                    a.max_context_tokens = n.as_i64().map(|t| t as i32)
+                }
+                _ => errors.add(
+                    "max_context_tokens",
+                    "must be an integer from 256 to 10000000, or null",
                 ),
             }
         }
@@ -364,6 +378,7 @@ impl Services {
                     input,
                     task_id: None,
                     timeout_seconds: None,
+                    conversation_id: None,
                 },
             )
             .await
@@ -448,6 +463,7 @@ fn spec(a: &Agent) -> Value {
         "instructions": a.instructions,
         "temperature": a.temperature,
         "max_output_tokens": a.max_output_tokens,
+        "max_context_tokens": a.max_context_tokens,
         "tools": a.tools.0,
         "config": a.config.0,
         "max_retries": a.max_retries,

@@ -23,6 +23,8 @@ pub struct ExecutionInput {
     pub input: Value,
     pub task_id: Option<Uuid>,
     pub timeout_seconds: Option<i64>,
+    /// Set for a conversation's reply.
+    pub conversation_id: Option<Uuid>,
 }
 
 /// What an idempotency key says about a request.
@@ -83,7 +85,7 @@ impl Services {
             agent_id: agent.id,
             agent_version: agent.version,
             task_id: input.task_id,
-            conversation_id: None,
+            conversation_id: input.conversation_id,
             status: "pending".into(),
             input: Json(input.input),
             output: None,
@@ -110,6 +112,7 @@ impl Services {
             duration_ms: None,
         };
         let e = self.store.create_execution(&e).await?;
+        self.emit_status(&e).await;
         self.signals.work.notify_one();
         let links = Links {
             agent_id: Some(e.agent_id),
@@ -199,6 +202,8 @@ impl Services {
                 .await?;
         }
         let _ = self.signals.finished.send(id);
+        let e = self.store.execution(ctx.org_id, id).await?.unwrap_or(e);
+        self.execution_finished(&e).await;
         let links = Links {
             agent_id: Some(e.agent_id),
             task_id: e.task_id,

@@ -9,20 +9,24 @@ pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod conversations;
 pub mod error;
 pub mod events;
 pub mod executions;
+pub mod live;
 pub mod mail;
 pub mod members;
 pub mod orgs;
 pub mod passwords;
 pub mod principal;
 pub mod providers;
+pub mod run_events;
 pub mod sealer;
 pub mod signals;
 pub mod tasks;
 pub mod tokens;
 pub mod users;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -82,6 +86,10 @@ pub struct Services {
     pub llm: agentry_providers::Client,
     /// In-process signals between the API and the runtime.
     pub signals: Arc<signals::Signals>,
+    /// This process's live subscribers, by topic.
+    pub bus: Arc<live::Bus>,
+    /// Tells this process's own notices from other replicas'.
+    pub instance: uuid::Uuid,
 }
 
 impl Services {
@@ -99,6 +107,8 @@ impl Services {
             sealer: Arc::new(sealer::Sealer::new(master_key)?),
             llm,
             signals: Arc::new(signals::Signals::default()),
+            bus: Arc::new(live::Bus::default()),
+            instance: agentry_core::id::new_id(),
         })
     }
 }

@@ -229,6 +229,7 @@ impl Services {
                     input: t.input.0.clone(),
                     task_id: Some(t.id),
                     timeout_seconds: None,
+                    conversation_id: None,
                 },
             )
             .await?;

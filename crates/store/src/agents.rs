@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::macros::{bind_key, read, tx, write};
 use crate::{KeySort, Page, PageRequest, Result, Store, StoreError, Tokens};
 
-const COLS: &str = "id, org_id, name, description, type, status, autonomy, framework, provider_id, model, fallbacks, instructions, temperature, max_output_tokens, tools, config, max_retries, timeout_seconds, max_steps, version, created_by, created_at, updated_at";
+const COLS: &str = "id, org_id, name, description, type, status, autonomy, framework, provider_id, model, fallbacks, instructions, temperature, max_output_tokens, max_context_tokens, tools, config, max_retries, timeout_seconds, max_steps, version, created_by, created_at, updated_at";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Agent {
@@ -27,6 +27,8 @@ pub struct Agent {
     pub instructions: String,
     pub temperature: Option<f64>,
     pub max_output_tokens: Option<i32>,
+    /// The most tokens of conversation history a reply may send (estimated); `None`: the default.
+    pub max_context_tokens: Option<i32>,
     pub tools: Json<Value>,
     pub config: Json<Value>,
     pub max_retries: i32,
@@ -406,7 +408,7 @@ impl Store {
     }
 }
 
-/// Binds `$1`..`$19`: every field a create or an update writes.
+/// Binds `$1`..`$20`: every field a create or an update writes.
 macro_rules! bind_fields {
     ($q:expr, $a:expr) => {
         $q.bind(&$a.name)
@@ -421,6 +423,7 @@ macro_rules! bind_fields {
             .bind(&$a.instructions)
             .bind($a.temperature)
             .bind($a.max_output_tokens)
+            .bind($a.max_context_tokens)
             .bind(&$a.tools)
             .bind(&$a.config)
             .bind($a.max_retries)
@@ -432,13 +435,13 @@ macro_rules! bind_fields {
 }
 use bind_fields;
 
-const FIELDS: &str = "name, description, type, status, autonomy, framework, provider_id, model, fallbacks, instructions, temperature, max_output_tokens, tools, config, max_retries, timeout_seconds, max_steps, version, updated_at";
+const FIELDS: &str = "name, description, type, status, autonomy, framework, provider_id, model, fallbacks, instructions, temperature, max_output_tokens, max_context_tokens, tools, config, max_retries, timeout_seconds, max_steps, version, updated_at";
 
 fn insert_sql() -> String {
     format!(
         "INSERT INTO agents ({FIELDS}, org_id, id, created_by, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-            $18, $19, $20, $21, $22, $23)
+            $18, $19, $20, $21, $22, $23, $24)
          RETURNING {COLS}"
     )
 }
@@ -450,7 +453,7 @@ fn update_sql() -> String {
         .map(|(i, f)| format!("{f} = ${}", i + 1))
         .collect();
     format!(
-        "UPDATE agents SET {} WHERE org_id = $20 AND id = $21 AND deleted_at IS NULL RETURNING {COLS}",
+        "UPDATE agents SET {} WHERE org_id = $21 AND id = $22 AND deleted_at IS NULL RETURNING {COLS}",
         sets.join(", ")
     )
 }

@@ -197,7 +197,8 @@ impl Store {
 
     /// Claims up to `limit` due executions for `owner` until `lease_until`: highest task
     /// priority first, then oldest, taking turns across orgs, and never more than `org_cap`
-    /// running in one org. Executions of paused agents wait.
+    /// running in one org. Executions of paused agents wait, and so does a conversation's reply
+    /// while an earlier one is unfinished (replies are answered in order).
     pub async fn claim_executions(
         &self,
         owner: &str,
@@ -209,7 +210,10 @@ impl Store {
         const RANKED: &str = "SELECT e.id, e.priority, e.org_id,
                 ROW_NUMBER() OVER (PARTITION BY e.org_id ORDER BY e.priority DESC, e.id) AS rn
               FROM executions e JOIN agents a ON a.id = e.agent_id
-              WHERE e.status = 'pending' AND e.run_after <= $3 AND a.status <> 'paused'";
+              WHERE e.status = 'pending' AND e.run_after <= $3 AND a.status <> 'paused'
+                AND (e.conversation_id IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM executions p WHERE p.conversation_id = e.conversation_id
+                      AND p.id < e.id AND p.status IN ('pending', 'running', 'awaiting_approval')))";
         const PICKED: &str = "SELECT r.id FROM ranked r
               WHERE r.rn <= $5 - (SELECT COUNT(*) FROM executions x
                                   WHERE x.org_id = r.org_id AND x.status IN ('running', 'awaiting_approval'))

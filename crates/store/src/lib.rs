@@ -15,6 +15,7 @@ use sqlite_pool::SqlitePool;
 
 pub mod agents;
 pub mod api_keys;
+pub mod conversations;
 pub mod events;
 pub mod executions;
 pub mod idempotency;
@@ -23,6 +24,7 @@ pub mod models;
 pub mod orgs;
 pub mod providers;
 pub mod sessions;
+pub mod stream;
 pub mod tasks;
 pub mod users;
 
@@ -33,11 +35,13 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 pub use agents::{Agent, AgentFilter, AgentLog, AgentStats, AgentVersion, LogFilter};
+pub use conversations::{Conversation, ConversationFilter, Message};
 pub use executions::{Execution, ExecutionFilter, Finish, Step, Tokens};
 pub use idempotency::IdempotentResponse;
 pub use models::*;
 pub use providers::Provider;
 pub use sqlx::types::Json;
+pub use stream::{NewStreamEvent, StreamEvent};
 pub use tasks::{Task, TaskFilter, due_at_key};
 
 /// What can go wrong in the store. A unique violation is reported separately so services can

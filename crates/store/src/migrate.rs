@@ -27,6 +27,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_runtime.sql"),
         postgres: include_str!("../migrations/postgres/0002_runtime.sql"),
     },
+    Migration {
+        version: 3,
+        name: "live",
+        sqlite: include_str!("../migrations/sqlite/0003_live.sql"),
+        postgres: include_str!("../migrations/postgres/0003_live.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Agentry's migration lock.

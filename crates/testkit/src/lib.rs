@@ -6,6 +6,7 @@
 //! each test prints a notice and passes, except under `CI=true`, where it fails loudly.
 
 pub mod mock;
+pub mod sse;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -181,11 +182,13 @@ impl TestApp {
                 let _ = rt_rx.wait_for(|s| *s).await;
             }));
         }
+        let live = tokio::spawn(services.clone().listen_forever());
         tokio::spawn(async move {
             let _ = agentry_api::serve(listener, state, async {
                 let _ = rx.await;
             })
             .await;
+            live.abort();
             let _ = rt_tx.send(true);
         });
         Some(TestApp {
@@ -245,6 +248,35 @@ impl TestApp {
         }
         let res = req.send().await.expect("request");
         Resp::read(res).await
+    }
+
+    /// Opens an event stream (`GET` unless `body` is given, then `POST`), asserting `200` and
+    /// `text/event-stream`.
+    pub async fn sse(
+        &self,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> sse::SseReader {
+        let mut req = match &body {
+            Some(b) => self.client.post(self.url(path)).json(b),
+            None => self.client.get(self.url(path)),
+        }
+        .bearer_auth(token)
+        .header("accept", "text/event-stream");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.expect("request");
+        assert_eq!(res.status().as_u16(), 200, "opening the stream {path}");
+        assert_eq!(
+            res.headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("text/event-stream")
+        );
+        sse::SseReader::new(res)
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Resp {

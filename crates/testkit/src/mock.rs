@@ -55,6 +55,8 @@ pub enum Reply {
     Garbage,
     /// Starts streaming `text`, then drops the connection before the end of the stream.
     Cut { text: String },
+    /// Like `Text`, with a pause before each streamed piece (a model that types slowly).
+    Paced { text: String, gap: Duration },
     /// Waits, then answers as the inner reply.
     Delay(Duration, Box<Reply>),
     /// Never answers (until the caller gives up).
@@ -319,7 +321,7 @@ async fn answer(
                 } else {
                     openai_events(&model, &text, &calls, usage)
                 };
-                stream_events(sock, &events, events.len(), true).await
+                stream_events(sock, &events, events.len(), true, None).await
             } else {
                 let body = if anthropic {
                     anthropic_json(&model, &text, &calls, usage)
@@ -343,7 +345,7 @@ async fn answer(
                 } else {
                     openai_events(&model, "", &calls, usage)
                 };
-                stream_events(sock, &events, events.len(), true).await
+                stream_events(sock, &events, events.len(), true, None).await
             } else {
                 let body = if anthropic {
                     anthropic_json(&model, "", &calls, usage)
@@ -359,6 +361,18 @@ async fn answer(
                 .await
             }
         }
+        Reply::Paced { text, gap } if stream => {
+            let usage = MockUsage::default();
+            let events = if anthropic {
+                anthropic_events(&model, &text, &[], usage)
+            } else {
+                openai_events(&model, &text, &[], usage)
+            };
+            stream_events(sock, &events, events.len(), true, Some(gap)).await
+        }
+        Reply::Paced { text, .. } => {
+            Box::pin(answer(sock, Reply::text(&text), req, anthropic)).await
+        }
         Reply::Cut { text } => {
             let usage = MockUsage::default();
             let events = if anthropic {
@@ -368,7 +382,7 @@ async fn answer(
             };
             // Send the opening and about half the text, then drop the connection.
             let keep = (events.len() / 2).max(1);
-            stream_events(sock, &events, keep, false).await
+            stream_events(sock, &events, keep, false, None).await
         }
     }
 }
@@ -399,12 +413,16 @@ async fn stream_events(
     events: &[String],
     count: usize,
     complete: bool,
+    gap: Option<Duration>,
 ) -> std::io::Result<()> {
     sock.write_all(
         b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
     )
     .await?;
     for ev in events.iter().take(count) {
+        if let Some(g) = gap {
+            tokio::time::sleep(g).await;
+        }
         sock.write_all(format!("{:x}\r\n{ev}\r\n", ev.len()).as_bytes())
             .await?;
         sock.flush().await?;

@@ -73,6 +73,12 @@ pub struct AgentRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>)]
     pub max_output_tokens: Option<Value>,
+    /// How many tokens of conversation history a reply may send (estimated at four characters
+    /// a token); the oldest messages are left out first, the instructions always kept.
+    /// Default 16000.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub max_context_tokens: Option<Value>,
     /// Tool declarations: `{"type":"builtin","name":…}`, `{"type":"http",…}`, `{"type":"mcp",…}`.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Vec<Object>>)]
@@ -103,6 +109,7 @@ impl From<AgentRequest> for AgentInput {
             instructions: r.instructions,
             temperature: r.temperature,
             max_output_tokens: r.max_output_tokens,
+            max_context_tokens: r.max_context_tokens,
             tools: r.tools,
             config: r.config,
             max_retries: r.max_retries,

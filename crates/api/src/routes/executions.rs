@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_execution))
         .routes(routes!(cancel_execution))
         .routes(routes!(execution_steps))
+        .routes(routes!(execution_stream))
 }
 
 pub const STATUSES: &[&str] = &[
@@ -121,6 +122,7 @@ async fn create_execution(
                         input: req.input,
                         task_id: req.task_id,
                         timeout_seconds: req.timeout_seconds,
+                        conversation_id: None,
                     },
                 )
                 .await?;
@@ -261,4 +263,37 @@ async fn execution_steps(
         data: steps.into_iter().map(StepView::from).collect(),
         next_cursor: None,
     }))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// Resume after this sequence number (`Last-Event-ID` wins when both are given).
+    pub after: Option<String>,
+}
+
+/// The execution's live events as server-sent events. Each has an `id` (its sequence number)
+/// and a name: `status`, `step`, `delta` (`{text, step_index}`), `tool_call`, `tool_result`,
+/// `approval_requested`, `usage`, `done` (the final execution). Replays what came after
+/// `Last-Event-ID` or `?after=` (from the start without either), then goes live; ends after
+/// `done`. A comment every 15 s keeps the connection open. A `step` event with status
+/// `retrying` voids the text streamed so far by that step's call.
+#[utoipa::path(get, path = "/executions/{id}/stream", tag = "executions",
+    params(("id" = String, Path), StreamQuery,
+           ("Last-Event-ID" = Option<String>, Header, description = "The last sequence number received")),
+    responses((status = 200, description = "`text/event-stream`", content_type = "text/event-stream", body = String),
+              (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse)),
+    security(("bearer" = [])))]
+async fn execution_stream(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let ctx = p.org_ctx()?;
+    let id = path_id(&id, "execution")?;
+    let after = crate::sse::resume_point(&headers, q.after.as_deref())?;
+    crate::sse::execution_stream(&state, &ctx, id, after).await
 }

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod agents;
 pub mod api_keys;
 pub mod auth;
+pub mod conversations;
 pub mod events;
 pub mod executions;
 pub mod members;
@@ -37,6 +38,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(agents::router())
         .merge(tasks::router())
         .merge(executions::router())
+        .merge(conversations::router())
 }
 
 /// `201 Created` with the resource and its `Location`.

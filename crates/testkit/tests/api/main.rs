@@ -12,6 +12,7 @@ mod orgs;
 mod ratelimit;
 mod resources;
 mod runtime;
+mod streams;
 mod tokens;
 
 pub use agentry_testkit::{Backend, Resp, TestApp, User, both_backends};

@@ -59,6 +59,7 @@ both_backends!(an_echo_execution_runs_to_success, |app| {
                 input: json!({"message": "hello agentry"}),
                 task_id: None,
                 timeout_seconds: None,
+                conversation_id: None,
             },
         )
         .await
@@ -117,6 +118,7 @@ both_backends!(a_stopped_agent_refuses_and_a_paused_one_waits, |app| {
         input: json!("wait for me"),
         task_id: None,
         timeout_seconds: None,
+        conversation_id: None,
     };
     let e = s.create_execution(&ctx, input.clone()).await.unwrap();
     let still = s

@@ -1,0 +1,209 @@
+//! The live event log: every execution, conversation, agent and org has an ordered stream of
+//! events, each with a sequence number. SSE and WebSocket streams are views over it, so a
+//! client that reconnects with the last number it saw misses nothing.
+//!
+//! A topic's next number comes from its row in `stream_heads`, taken in the same transaction
+//! that stores the event; the row stays locked until commit, so a topic's events become visible
+//! in sequence order and a reader that has seen `n` has seen everything before it. On
+//! PostgreSQL the transaction also sends `NOTIFY agentry_stream, '<topic> <seq>'` (delivered at
+//! commit) so other replicas learn of it at once.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::macros::{read, tx};
+use crate::{Db, Result, Store, StoreError};
+
+/// The PostgreSQL channel that carries `<topic> <seq>` for each appended batch.
+pub const NOTIFY_CHANNEL: &str = "agentry_stream";
+/// The PostgreSQL channel for things said but not kept (typing indicators).
+pub const EPHEMERAL_CHANNEL: &str = "agentry_ephemeral";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StreamEvent {
+    pub topic: String,
+    pub seq: i64,
+    pub org_id: Uuid,
+    pub event: String,
+    pub data: Json<Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An event to append to `topic`.
+#[derive(Debug, Clone)]
+pub struct NewStreamEvent {
+    pub topic: String,
+    pub event: &'static str,
+    pub data: Value,
+}
+
+impl Store {
+    /// Appends events (in order within each topic) in one transaction and returns them with
+    /// their sequence numbers.
+    pub async fn append_stream(
+        &self,
+        org_id: Uuid,
+        mut items: Vec<NewStreamEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StreamEvent>> {
+        if items.is_empty() {
+            return Ok(vec![]);
+        }
+        // Heads are locked in topic order, so two batches never wait on each other in a cycle.
+        items.sort_by(|a, b| a.topic.cmp(&b.topic));
+        let postgres = matches!(self.db, Db::Postgres(_));
+        let out: Vec<StreamEvent> = tx!(self, |tx| {
+            let mut out = Vec::with_capacity(items.len());
+            for it in items {
+                let seq: i64 = sqlx::query_scalar(
+                    "INSERT INTO stream_heads (topic, org_id, seq) VALUES ($1, $2, 1)
+                     ON CONFLICT (topic) DO UPDATE SET seq = stream_heads.seq + 1 RETURNING seq",
+                )
+                .bind(&it.topic)
+                .bind(org_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+                sqlx::query(
+                    "INSERT INTO stream_events (topic, seq, org_id, event, data, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&it.topic)
+                .bind(seq)
+                .bind(org_id)
+                .bind(it.event)
+                .bind(Json(&it.data))
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+                out.push(StreamEvent {
+                    topic: it.topic,
+                    seq,
+                    org_id,
+                    event: it.event.to_string(),
+                    data: Json(it.data),
+                    created_at: now,
+                });
+            }
+            if postgres {
+                for (i, e) in out.iter().enumerate() {
+                    // One notice per topic: its last number.
+                    if out.get(i + 1).is_some_and(|n| n.topic == e.topic) {
+                        continue;
+                    }
+                    sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(NOTIFY_CHANNEL)
+                        .bind(format!("{} {}", e.topic, e.seq))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::from_sqlx)?;
+                }
+            }
+            out
+        });
+        Ok(out)
+    }
+
+    /// Up to `limit` events of `topic` after `after`, oldest first.
+    pub async fn stream_after(
+        &self,
+        org_id: Uuid,
+        topic: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StreamEvent>> {
+        read!(self, |c| sqlx::query_as(
+            "SELECT topic, seq, org_id, event, data, created_at FROM stream_events
+             WHERE topic = $1 AND org_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"
+        )
+        .bind(topic)
+        .bind(org_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(c)
+        .await)
+        .map_err(StoreError::from_sqlx)
+    }
+
+    /// The last sequence number of `topic` (0 when it has none).
+    pub async fn stream_head(&self, org_id: Uuid, topic: &str) -> Result<i64> {
+        let seq: Option<i64> = read!(self, |c| sqlx::query_scalar(
+            "SELECT seq FROM stream_heads WHERE topic = $1 AND org_id = $2"
+        )
+        .bind(topic)
+        .bind(org_id)
+        .fetch_optional(c)
+        .await)
+        .map_err(StoreError::from_sqlx)?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// Listens for other processes' appends (PostgreSQL only; `None` on SQLite, where one
+    /// process owns the file).
+    pub async fn listen(&self) -> Result<Option<Listener>> {
+        let Db::Postgres(pool) = &self.db else {
+            return Ok(None);
+        };
+        let mut l = sqlx::postgres::PgListener::connect_with(pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        l.listen_all([NOTIFY_CHANNEL, EPHEMERAL_CHANNEL])
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(Some(Listener(l)))
+    }
+
+    /// Tells other processes something not kept (PostgreSQL only; nothing to do on SQLite).
+    /// The payload must stay under PostgreSQL's 8000 bytes.
+    pub async fn notify_ephemeral(&self, payload: &str) -> Result<()> {
+        if let Db::Postgres(pool) = &self.db {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(EPHEMERAL_CHANNEL)
+                .bind(payload)
+                .execute(pool)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+        }
+        Ok(())
+    }
+}
+
+/// Notices of appends made by any process on the same PostgreSQL database.
+pub struct Listener(sqlx::postgres::PgListener);
+
+/// What a [`Listener`] heard.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// `topic` has events up to `seq`.
+    Appended { topic: String, seq: i64 },
+    /// A payload sent with [`Store::notify_ephemeral`].
+    Ephemeral(String),
+    /// The connection dropped and was made again: notices may have been missed meanwhile.
+    Reconnected,
+}
+
+impl Listener {
+    pub async fn recv(&mut self) -> Result<Notice> {
+        loop {
+            match self.0.try_recv().await.map_err(StoreError::from_sqlx)? {
+                None => return Ok(Notice::Reconnected),
+                Some(n) if n.channel() == EPHEMERAL_CHANNEL => {
+                    return Ok(Notice::Ephemeral(n.payload().to_string()));
+                }
+                Some(n) => {
+                    if let Some((topic, seq)) = n.payload().rsplit_once(' ')
+                        && let Ok(seq) = seq.parse()
+                    {
+                        return Ok(Notice::Appended {
+                            topic: topic.to_string(),
+                            seq,
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
