@@ -1,6 +1,7 @@
 //! End-to-end tests of the HTTP API: a real server on port 0 per test, over real HTTP, on
 //! SQLite and on PostgreSQL.
 
+mod conversations;
 mod events;
 mod executions;
 mod http;
