@@ -65,7 +65,12 @@ fn write_rule(method: &str, path: &str) -> Option<Needs> {
             | "/api/v1/tasks/{id}/assign"
             | "/api/v1/tasks/{id}/cancel"
             | "/api/v1/executions/{id}/cancel",
-        ) => Role("member"),
+        )
+        | ("POST", "/api/v1/conversations" | "/api/v1/conversations/{id}/messages")
+        | ("DELETE", "/api/v1/conversations/{id}")
+        | ("PUT", "/api/v1/conversations/{id}/assign" | "/api/v1/conversations/{id}/close") => {
+            Role("member")
+        }
         _ => return None,
     })
 }
@@ -85,6 +90,7 @@ struct Fixture {
     agent: String,
     task: String,
     execution: String,
+    conversation: String,
     principals: Vec<(String, String, bool)>, // (label, token, is_key), lowest role first, owner user last
     roles: Vec<&'static str>,
     spare_member: String,
@@ -162,6 +168,7 @@ async fn fixture(app: &TestApp, owner: &User, staff: &[User; 3]) -> Fixture {
         agent: res.agent,
         task: res.task,
         execution: res.execution,
+        conversation: res.conversation,
         org,
         principals,
         roles,
@@ -177,6 +184,7 @@ struct Resources {
     agent: String,
     task: String,
     execution: String,
+    conversation: String,
 }
 
 async fn resources(app: &TestApp, token: &str, org: &str) -> Resources {
@@ -207,11 +215,18 @@ async fn resources(app: &TestApp, token: &str, org: &str) -> Resources {
         json!({"agent_id": agent, "input": "hello"}),
     )
     .await;
+    let conversation = call(
+        "POST",
+        "/conversations".into(),
+        json!({"agent_id": agent, "title": "Matrix chat"}),
+    )
+    .await;
     Resources {
         provider,
         agent,
         task,
         execution,
+        conversation,
     }
 }
 
@@ -239,6 +254,8 @@ fn body_for(method: &str, path: &str) -> Value {
         ("POST", "/api/v1/tasks") => json!({"title": "made"}),
         (_, "/api/v1/tasks/{id}") => json!({"priority": "high"}),
         ("POST", "/api/v1/tasks/{id}/assign") => json!({"agent_id": uuid::Uuid::now_v7()}),
+        ("POST", "/api/v1/conversations/{id}/messages") => json!({"content": "hi"}),
+        ("PUT", "/api/v1/conversations/{id}/assign") => json!({"agent_id": uuid::Uuid::now_v7()}),
         _ => json!({}),
     }
 }
@@ -342,9 +359,15 @@ both_backends!(role_matrix_covers_every_write_route, |app| {
                     .replace("/agents/{id}", &format!("/agents/{}", f.agent))
                     .replace("/tasks/{id}", &format!("/tasks/{}", f.task))
                     .replace("/executions/{id}", &format!("/executions/{}", f.execution))
+                    .replace(
+                        "/conversations/{id}",
+                        &format!("/conversations/{}", f.conversation),
+                    )
                     .replace("{id}", &f.org);
                 let body = match path.as_str() {
                     "/api/v1/executions" => json!({"agent_id": f.agent, "input": "hi"}),
+                    "/api/v1/conversations" => json!({"agent_id": f.agent}),
+                    "/api/v1/conversations/{id}/assign" => json!({"agent_id": f.agent}),
                     _ => body_for(&method, &path),
                 };
                 for ((label, token, _), role) in f.principals.iter().zip(&f.roles) {
@@ -404,6 +427,9 @@ fn isolation_path(path: &str, a: &OrgA) -> Option<Option<String>> {
         }
         p if p.starts_with("/api/v1/tasks/{id}") => Some(p.replace("{id}", &a.res.task)),
         p if p.starts_with("/api/v1/executions/{id}") => Some(p.replace("{id}", &a.res.execution)),
+        p if p.starts_with("/api/v1/conversations/{id}") => {
+            Some(p.replace("{id}", &a.res.conversation))
+        }
         "/api/v1/auth/sessions/{id}" => Some(path.replace("{id}", &a.session)),
         // Platform-level: not org-scoped, gated by the platform admin role (see the role matrix).
         "/api/v1/admin/users/{id}" => None,
@@ -499,6 +525,7 @@ both_backends!(tenant_isolation_matrix, |app| {
         "/agents",
         "/tasks",
         "/executions",
+        "/conversations",
     ] {
         let r = app.get(list, &b.token).await;
         assert_eq!(r.status, 200);
@@ -509,6 +536,7 @@ both_backends!(tenant_isolation_matrix, |app| {
             &org_a.res.agent,
             &org_a.res.task,
             &org_a.res.execution,
+            &org_a.res.conversation,
         ] {
             assert!(!r.text.contains(secret.as_str()), "{list} leaked org A");
         }
@@ -531,6 +559,18 @@ both_backends!(tenant_isolation_matrix, |app| {
         (
             "POST",
             format!("/tasks/{}/assign", b_res.task),
+            json!({"agent_id": org_a.res.agent}),
+            "agent_id",
+        ),
+        (
+            "POST",
+            "/conversations".to_string(),
+            json!({"agent_id": org_a.res.agent}),
+            "agent_id",
+        ),
+        (
+            "PUT",
+            format!("/conversations/{}/assign", b_res.conversation),
             json!({"agent_id": org_a.res.agent}),
             "agent_id",
         ),
