@@ -52,6 +52,8 @@ pub struct Config {
     pub org_concurrency: i64,
     /// Seconds a provider may stay silent mid-reply.
     pub provider_read_timeout_seconds: u64,
+    /// Open WebSockets per user session or API key.
+    pub ws_max_per_principal: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -105,6 +107,7 @@ impl Default for Config {
             lease_seconds: 30,
             worker_concurrency: 256,
             org_concurrency: 64,
+            ws_max_per_principal: 32,
             provider_read_timeout_seconds: 120,
         }
     }
@@ -191,6 +194,9 @@ impl Config {
         }
         if let Some(v) = env("AGENTRY_ORG_CONCURRENCY") {
             cfg.org_concurrency = parse_num("AGENTRY_ORG_CONCURRENCY", &v)?;
+        }
+        if let Some(v) = env("AGENTRY_WS_MAX_PER_PRINCIPAL") {
+            cfg.ws_max_per_principal = parse_num("AGENTRY_WS_MAX_PER_PRINCIPAL", &v)?;
         }
         if let Some(v) = env("AGENTRY_PROVIDER_READ_TIMEOUT") {
             cfg.provider_read_timeout_seconds = parse_num("AGENTRY_PROVIDER_READ_TIMEOUT", &v)?;

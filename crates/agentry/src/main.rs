@@ -201,6 +201,10 @@ async fn serve(cfg: Config, role: Role) -> anyhow::Result<()> {
             auth_per_minute: cfg.rate_limits.auth_per_minute,
             api_per_minute: cfg.rate_limits.api_per_minute,
         },
+        ws: agentry_api::ws::WsConfig {
+            max_per_principal: cfg.ws_max_per_principal,
+            ..Default::default()
+        },
     };
     // The runtime runs in `all` and `worker`; it stops when the API has drained.
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);

@@ -228,7 +228,7 @@ impl FromRequestParts<AppState> for Meta {
     }
 }
 
-fn request_meta(parts: &Parts, state: &AppState) -> RequestMeta {
+pub(crate) fn request_meta(parts: &Parts, state: &AppState) -> RequestMeta {
     RequestMeta {
         ip: client_ip(&parts.headers, &parts.extensions, state.config.trust_proxy),
         user_agent: parts
@@ -249,6 +249,21 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The org named by `X-Org-Id` (or `X-Workspace-Id`), if any.
+pub fn requested_org(headers: &HeaderMap) -> Result<Option<Uuid>, ApiError> {
+    let Some(v) = headers
+        .get("x-org-id")
+        .or_else(|| headers.get("x-workspace-id"))
+    else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .and_then(|s| Uuid::parse_str(s.trim()).ok())
+        .map(Some)
+        .ok_or_else(|| ApiError::field("X-Org-Id", "must be an organization id"))
+}
+
 /// An authenticated caller. A missing, invalid, expired or revoked credential is `401`;
 /// it is never read as anonymous.
 pub struct Auth(pub Principal);
@@ -260,19 +275,7 @@ impl FromRequestParts<AppState> for Auth {
         let token = bearer(&parts.headers).ok_or_else(|| {
             ApiError::unauthorized("send a bearer token: Authorization: Bearer <token>")
         })?;
-        let org_header = parts
-            .headers
-            .get("x-org-id")
-            .or_else(|| parts.headers.get("x-workspace-id"));
-        let requested_org = match org_header {
-            None => None,
-            Some(v) => Some(
-                v.to_str()
-                    .ok()
-                    .and_then(|s| Uuid::parse_str(s.trim()).ok())
-                    .ok_or_else(|| ApiError::field("X-Org-Id", "must be an organization id"))?,
-            ),
-        };
+        let requested_org = requested_org(&parts.headers)?;
         let meta = request_meta(parts, state);
         let principal = state
             .services

@@ -14,6 +14,7 @@ pub mod run_views;
 pub mod sse;
 pub mod state;
 pub mod views;
+pub mod ws;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -17,6 +17,7 @@ pub struct ApiConfig {
     /// Take the client address from `X-Forwarded-For` (only behind a proxy you trust).
     pub trust_proxy: bool,
     pub rate_limits: RateLimitConfig,
+    pub ws: crate::ws::WsConfig,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +38,7 @@ impl Default for ApiConfig {
                 auth_per_minute: 10,
                 api_per_minute: 600,
             },
+            ws: crate::ws::WsConfig::default(),
         }
     }
 }
@@ -54,6 +56,8 @@ pub struct Shared {
     pub version: &'static str,
     /// Set when the server begins to shut down: long-lived streams end so it can drain.
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// Open WebSockets per principal.
+    pub ws_conns: crate::ws::Connections,
 }
 
 impl AppState {
@@ -66,6 +70,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             version: env!("CARGO_PKG_VERSION"),
             closing: tokio::sync::watch::channel(false).0,
+            ws_conns: crate::ws::Connections::default(),
         }))
     }
 }

@@ -34,6 +34,13 @@ impl Actor {
         }
     }
 
+    pub fn api_key_id(&self) -> Option<Uuid> {
+        match self {
+            Actor::User { .. } => None,
+            Actor::ApiKey { id, .. } => Some(*id),
+        }
+    }
+
     /// The person behind the action: the user, or the user who created the API key.
     pub fn acting_user(&self) -> Option<Uuid> {
         match self {

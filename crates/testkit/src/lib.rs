@@ -7,6 +7,7 @@
 
 pub mod mock;
 pub mod sse;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -279,6 +280,11 @@ impl TestApp {
         sse::SseReader::new(res)
     }
 
+    /// Opens the WebSocket with these headers (`Err(status)` when refused over HTTP).
+    pub async fn ws(&self, query: &str, headers: &[(&str, &str)]) -> Result<ws::WsClient, u16> {
+        ws::WsClient::connect(&format!("ws://{}/api/v1/ws{query}", self.addr), headers).await
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Resp {
         self.call("GET", path, Some(token), None).await
     }
@@ -444,6 +450,31 @@ impl Drop for TestDb {
 /// Runs a test body against SQLite and against PostgreSQL, as two tests.
 #[macro_export]
 macro_rules! both_backends {
+    ($name:ident, setup = $tweak:expr, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let Some($app) = $crate::TestApp::spawn_with($crate::Backend::Sqlite, $tweak).await
+                else {
+                    return;
+                };
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some($app) =
+                    $crate::TestApp::spawn_with($crate::Backend::Postgres, $tweak).await
+                else {
+                    return;
+                };
+                $body
+            }
+        }
+    };
     ($name:ident, |$app:ident| $body:block) => {
         mod $name {
             #[allow(unused_imports)]

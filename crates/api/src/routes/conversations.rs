@@ -313,5 +313,5 @@ async fn replayed_execution(res: Response) -> ApiResult<Uuid> {
     v["execution_id"]
         .as_str()
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| ApiError::internal())
+        .ok_or_else(ApiError::internal)
 }

@@ -39,6 +39,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(tasks::router())
         .merge(executions::router())
         .merge(conversations::router())
+        .merge(crate::ws::router())
 }
 
 /// `201 Created` with the resource and its `Location`.

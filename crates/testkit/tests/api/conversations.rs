@@ -278,9 +278,7 @@ both_backends!(closed_and_reassigned_conversations, |app| {
     assert_eq!((r.status, r.body["status"].as_str()), (200, Some("closed")));
     let r = say(&app, &u, &cid, "anyone?").await;
     assert_eq!((r.status, r.code()), (409, "invalid_state"));
-    let r = app
-        .get(&format!("/conversations?status=closed"), &u.token)
-        .await;
+    let r = app.get("/conversations?status=closed", &u.token).await;
     assert_eq!(r.body["data"].as_array().unwrap().len(), 1);
     let r = app.get("/conversations?status=gone", &u.token).await;
     assert_eq!(r.status, 422);
