@@ -148,6 +148,7 @@ both_backends!(reject_refuses_a_message_while_a_reply_runs, |app| {
     mock.push(Reply::Hang);
     let r = say(&app, &u, &cid, "first").await;
     let e1 = r.body["execution_id"].as_str().unwrap().to_string();
+    mock.wait_calls(1, Duration::from_secs(20)).await;
     let r = say(&app, &u, &cid, "second").await;
     assert_eq!((r.status, r.code()), (409, "conversation_busy"));
     // Nothing was stored for the refused message.
