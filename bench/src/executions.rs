@@ -27,7 +27,7 @@ pub struct Db {
 }
 
 impl Db {
-    fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         if self.postgres.is_some() {
             "postgres"
         } else {
@@ -62,15 +62,15 @@ impl Db {
     }
 }
 
-struct Setup {
-    server: Server,
-    token: String,
-    agent: String,
-    http: reqwest::Client,
+pub(crate) struct Setup {
+    pub(crate) server: Server,
+    pub(crate) token: String,
+    pub(crate) agent: String,
+    pub(crate) http: reqwest::Client,
 }
 
 /// A ready server with a user, an `openai` provider at the mock and an agent on it.
-async fn setup(
+pub(crate) async fn setup(
     db: &Db,
     bin: &str,
     tag: &str,

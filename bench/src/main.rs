@@ -12,12 +12,16 @@
 //! target/release/agentry-bench exec-latency     [--executions 200] [--postgres URL]
 //! target/release/agentry-bench exec-concurrency [--executions 2000] [--workers 256] [--postgres URL]
 //! target/release/agentry-bench agent-routes     [--seconds 10] [--runs 3] [--postgres URL]
+//! target/release/agentry-bench stream-overhead  [--streams 200] [--per-client 3] [--rounds 3] [--postgres URL]
+//! target/release/agentry-bench ws-memory        [--connections 10000] [--runs 3] [--postgres URL]
+//! target/release/agentry-bench ws-fanout        [--subscribers 1000] [--events 200] [--runs 3] [--postgres URL]
 //! ```
 //!
 //! `--postgres` takes the admin URL of a PostgreSQL server; each run makes a fresh database on
 //! it with `createdb`.
 
 mod executions;
+mod live;
 mod load;
 mod server;
 
@@ -101,9 +105,38 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?
         }
+        "stream-overhead" => {
+            live::stream_overhead(
+                &db,
+                &bin,
+                opt("streams", "200").parse()?,
+                opt("per-client", "3").parse()?,
+                opt("rounds", "3").parse()?,
+            )
+            .await?
+        }
+        "ws-memory" => {
+            live::ws_memory(
+                &db,
+                &bin,
+                opt("connections", "10000").parse()?,
+                opt("runs", "3").parse()?,
+            )
+            .await?
+        }
+        "ws-fanout" => {
+            live::ws_fanout(
+                &db,
+                &bin,
+                opt("subscribers", "1000").parse()?,
+                opt("events", "200").parse()?,
+                opt("runs", "3").parse()?,
+            )
+            .await?
+        }
         other => anyhow::bail!(
             "unknown benchmark {other:?}; use startup, auth-me, load, exec-throughput, \
-             exec-latency, exec-concurrency or agent-routes"
+             exec-latency, exec-concurrency, agent-routes, stream-overhead, ws-memory or ws-fanout"
         ),
     };
     std::io::Write::write_all(

@@ -42,30 +42,32 @@ struct Outcome {
 impl Runtime {
     pub(crate) async fn execute(&self, e: Execution) {
         let id = e.id;
-        self.services.emit_status(&e).await;
         if e.attempt == 1 {
-            self.services.reply_started(&e).await;
-            self.event(
-                &e,
-                "execution.started",
-                "info",
-                json!({"attempt": e.attempt}),
-            )
-            .await;
-            if let Some(tid) = e.task_id {
-                let _ = self
-                    .services
-                    .store
-                    .task_follow_execution(e.org_id, tid, id, "in_progress", None, Utc::now())
-                    .await;
-            }
+            // Independent records of the start, written together (they are on the way to the
+            // first token); all are done before the first step is announced.
+            let task = async {
+                if let Some(tid) = e.task_id {
+                    let _ = self
+                        .services
+                        .store
+                        .task_follow_execution(e.org_id, tid, id, "in_progress", None, Utc::now())
+                        .await;
+                }
+            };
+            tokio::join!(
+                self.services.emit_status(&e),
+                self.services.reply_started(&e),
+                self.event(
+                    &e,
+                    "execution.started",
+                    "info",
+                    json!({"attempt": e.attempt})
+                ),
+                task,
+            );
         } else {
-            self.log(
-                &e,
-                "info",
-                &format!("execution resumed (attempt {})", e.attempt),
-            )
-            .await;
+            let line = format!("execution resumed (attempt {})", e.attempt);
+            tokio::join!(self.services.emit_status(&e), self.log(&e, "info", &line));
         }
         let started = e.started_at.unwrap_or_else(Utc::now);
         let deadline = started + chrono::Duration::seconds(i64::from(e.timeout_seconds));
@@ -91,11 +93,16 @@ impl Runtime {
             .await
             .map_err(|err| Failure::failed("internal", err.to_string()))?
             .ok_or_else(|| Failure::failed("agent_not_found", "the agent no longer exists"))?;
-        // A step finished before a crash is not sent to the provider again.
-        let steps = store
-            .steps(e.org_id, e.id)
-            .await
-            .map_err(|err| Failure::failed("internal", err.to_string()))?;
+        // A step finished before a crash is not sent to the provider again. A first attempt
+        // has no journal to read.
+        let steps = if e.attempt == 1 {
+            vec![]
+        } else {
+            store
+                .steps(e.org_id, e.id)
+                .await
+                .map_err(|err| Failure::failed("internal", err.to_string()))?
+        };
         if let Some(done) = steps.iter().find(|s| s.idx == 0 && s.status == "success")
             && let Some(out) = &done.output
             && let Ok(reply) = serde_json::from_value::<ChatResponse>(out.0["reply"].clone())
@@ -387,19 +394,6 @@ impl Runtime {
             .await
         {
             Ok(Some(done)) => {
-                self.services.execution_finished(&done).await;
-                self.log(e, if result.is_ok() { "info" } else { "error" }, &log)
-                    .await;
-                self.event(
-                    e,
-                    kind,
-                    category,
-                    json!({
-                        "status": done.status, "cost_micros": done.cost_micros,
-                        "duration_ms": done.duration_ms, "error": f.error,
-                    }),
-                )
-                .await;
                 if let Some(tid) = e.task_id {
                     let _ = self
                         .services
@@ -414,6 +408,19 @@ impl Runtime {
                         )
                         .await;
                 }
+                self.services.execution_finished(&done).await;
+                self.log(e, if result.is_ok() { "info" } else { "error" }, &log)
+                    .await;
+                self.event(
+                    e,
+                    kind,
+                    category,
+                    json!({
+                        "status": done.status, "cost_micros": done.cost_micros,
+                        "duration_ms": done.duration_ms, "error": f.error,
+                    }),
+                )
+                .await;
                 let _ = self.services.signals.finished.send(e.id);
             }
             // Cancelled or reaped meanwhile: whoever did that has recorded it.
