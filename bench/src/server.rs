@@ -23,6 +23,10 @@ impl Server {
             .env("AGENTRY_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // The server's log, when asked for (to see why a run went wrong).
+        if let Some(path) = std::env::var_os("AGENTRY_BENCH_SERVER_LOG") {
+            cmd.stderr(std::fs::File::create(path)?);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -124,7 +124,10 @@ impl Runtime {
         let period = (self.opts.lease / 3).min(Duration::from_secs(1));
         loop {
             tokio::time::sleep(period).await;
-            if self.services.signals.running_count() == 0 {
+            // Only executions registered before the heartbeat can be judged by it: one claimed
+            // meanwhile is held but not yet in the answer.
+            let running = self.services.signals.running_ids();
+            if running.is_empty() {
                 continue;
             }
             match self
@@ -134,7 +137,7 @@ impl Runtime {
                 .await
             {
                 Ok(held) => {
-                    for id in self.services.signals.running_ids() {
+                    for id in running {
                         if !held.contains(&id) {
                             tracing::info!(execution_id = %id, "lease lost; dropping the execution");
                             self.services.signals.abort(id);

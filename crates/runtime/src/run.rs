@@ -80,8 +80,11 @@ impl Runtime {
                 message: format!("the execution ran past its {} s timeout", e.timeout_seconds),
             }),
         };
-        self.finish(&e, result).await;
+        // The model's work is done: from here the task only records the end, which must not
+        // be cut short (the heartbeat drops registered executions it no longer holds, and this
+        // one stops being held the moment it is finished).
         self.services.signals.unregister(id);
+        self.finish(&e, result).await;
         // A slot is free here (and in the org's cap): look for more work at once.
         self.services.signals.work.notify_one();
     }
