@@ -125,14 +125,26 @@ async fn crash_and_resume(backend: Backend) {
             "recovered"
         };
         assert_eq!(e["output"]["text"], want);
-        let (_, events) = srv
-            .call(
-                "GET",
-                &format!("/events?execution_id={id}&type=execution.completed"),
-                t,
-                None,
-            )
-            .await;
+        // The audit event is written just after the execution's row: poll for it.
+        let deadline = tokio::time::Instant::now() + WITHIN;
+        let events = loop {
+            let (_, events) = srv
+                .call(
+                    "GET",
+                    &format!("/events?execution_id={id}&type=execution.completed"),
+                    t,
+                    None,
+                )
+                .await;
+            if !events["data"].as_array().unwrap().is_empty() {
+                break events;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no completion event"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         assert_eq!(
             events["data"].as_array().unwrap().len(),
             1,

@@ -411,9 +411,6 @@ impl Runtime {
                         )
                         .await;
                 }
-                self.services.execution_finished(&done).await;
-                self.log(e, if result.is_ok() { "info" } else { "error" }, &log)
-                    .await;
                 self.event(
                     e,
                     kind,
@@ -424,6 +421,9 @@ impl Runtime {
                     }),
                 )
                 .await;
+                self.services.execution_finished(&done).await;
+                self.log(e, if result.is_ok() { "info" } else { "error" }, &log)
+                    .await;
                 let _ = self.services.signals.finished.send(e.id);
             }
             // Cancelled or reaped meanwhile: whoever did that has recorded it.
