@@ -119,11 +119,6 @@ impl Bus {
             let _ = tx.send(Live::Hint(i64::MAX));
         }
     }
-
-    /// How many topics have listeners in this process.
-    pub fn topic_count(&self) -> usize {
-        self.lock().len()
-    }
 }
 
 /// What a subscription yields.

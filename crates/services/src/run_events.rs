@@ -20,21 +20,27 @@ pub fn replying_to(e: &Execution) -> Option<Uuid> {
     e.input.0["message_id"].as_str()?.parse().ok()
 }
 
+/// `event` on the execution's, its agent's and its org's topics.
+fn on_run_topics(e: &Execution, event: &'static str, data: Value) -> [NewStreamEvent; 3] {
+    [
+        ev(topic::execution(e.id), event, data.clone()),
+        ev(topic::agent(e.agent_id), event, data.clone()),
+        ev(topic::org(e.org_id), event, data),
+    ]
+}
+
+/// The `status` event of an execution as it is now.
+fn status_events(e: &Execution) -> [NewStreamEvent; 3] {
+    let data = json!({
+        "execution_id": e.id, "agent_id": e.agent_id, "status": e.status, "attempt": e.attempt,
+    });
+    on_run_topics(e, "status", data)
+}
+
 impl Services {
     /// `status` on the execution's, its agent's and its org's topics.
     pub async fn emit_status(&self, e: &Execution) {
-        let data = json!({
-            "execution_id": e.id, "agent_id": e.agent_id, "status": e.status, "attempt": e.attempt,
-        });
-        self.emit(
-            e.org_id,
-            vec![
-                ev(topic::execution(e.id), "status", data.clone()),
-                ev(topic::agent(e.agent_id), "status", data.clone()),
-                ev(topic::org(e.org_id), "status", data),
-            ],
-        )
-        .await;
+        self.emit(e.org_id, status_events(e).into()).await;
     }
 
     /// `step` on the execution's topic: the step as `/steps` shows it, without its input.
@@ -131,21 +137,12 @@ impl Services {
             self.reply_finished(e, cid).await;
         }
         let view = serde_json::to_value(ExecutionView::from(e.clone())).unwrap_or_default();
-        let status = json!({
-            "execution_id": e.id, "agent_id": e.agent_id, "status": e.status, "attempt": e.attempt,
-        });
-        self.emit(
-            e.org_id,
-            vec![
-                ev(topic::execution(e.id), "status", status.clone()),
-                ev(topic::execution(e.id), "done", view.clone()),
-                ev(topic::agent(e.agent_id), "status", status.clone()),
-                ev(topic::agent(e.agent_id), "done", view.clone()),
-                ev(topic::org(e.org_id), "status", status),
-                ev(topic::org(e.org_id), "done", view),
-            ],
-        )
-        .await;
+        // Within each topic `status` comes before `done` (the log keeps a batch's order).
+        let items = status_events(e)
+            .into_iter()
+            .chain(on_run_topics(e, "done", view))
+            .collect();
+        self.emit(e.org_id, items).await;
     }
 
     async fn reply_finished(&self, e: &Execution, cid: Uuid) {

@@ -31,6 +31,13 @@ pub struct StreamEvent {
     pub created_at: DateTime<Utc>,
 }
 
+/// Takes a topic's next number (`$1` topic, `$2` org).
+const NEXT_SEQ: &str = "INSERT INTO stream_heads (topic, org_id, seq) VALUES ($1, $2, 1)
+     ON CONFLICT (topic) DO UPDATE SET seq = stream_heads.seq + 1 RETURNING seq";
+/// Stores an event under the number taken.
+const INSERT_EVENT: &str = "INSERT INTO stream_events (topic, seq, org_id, event, data, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
 /// An event to append to `topic`.
 #[derive(Debug, Clone)]
 pub struct NewStreamEvent {
@@ -63,28 +70,22 @@ impl Store {
         let out: Vec<StreamEvent> = tx!(self, |tx| {
             let mut out = Vec::with_capacity(items.len());
             for it in items {
-                let seq: i64 = sqlx::query_scalar(
-                    "INSERT INTO stream_heads (topic, org_id, seq) VALUES ($1, $2, 1)
-                     ON CONFLICT (topic) DO UPDATE SET seq = stream_heads.seq + 1 RETURNING seq",
-                )
-                .bind(&it.topic)
-                .bind(org_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-                sqlx::query(
-                    "INSERT INTO stream_events (topic, seq, org_id, event, data, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&it.topic)
-                .bind(seq)
-                .bind(org_id)
-                .bind(it.event)
-                .bind(Json(&it.data))
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
+                let seq: i64 = sqlx::query_scalar(NEXT_SEQ)
+                    .bind(&it.topic)
+                    .bind(org_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(StoreError::from_sqlx)?;
+                sqlx::query(INSERT_EVENT)
+                    .bind(&it.topic)
+                    .bind(seq)
+                    .bind(org_id)
+                    .bind(it.event)
+                    .bind(Json(&it.data))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from_sqlx)?;
                 out.push(StreamEvent {
                     topic: it.topic,
                     seq,
@@ -146,28 +147,22 @@ impl Store {
                 // write comes between the number and its event. A crash between the two
                 // leaves a gap in the numbers, which readers pass over.
                 let mut conn = write.acquire().await.map_err(StoreError::from_sqlx)?;
-                let seq: i64 = sqlx::query_scalar(
-                    "INSERT INTO stream_heads (topic, org_id, seq) VALUES ($1, $2, 1)
-                     ON CONFLICT (topic) DO UPDATE SET seq = stream_heads.seq + 1 RETURNING seq",
-                )
-                .bind(&it.topic)
-                .bind(org_id)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-                sqlx::query(
-                    "INSERT INTO stream_events (topic, seq, org_id, event, data, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&it.topic)
-                .bind(seq)
-                .bind(org_id)
-                .bind(it.event)
-                .bind(Json(&it.data))
-                .bind(now)
-                .execute(&mut *conn)
-                .await
-                .map_err(StoreError::from_sqlx)?;
+                let seq: i64 = sqlx::query_scalar(NEXT_SEQ)
+                    .bind(&it.topic)
+                    .bind(org_id)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(StoreError::from_sqlx)?;
+                sqlx::query(INSERT_EVENT)
+                    .bind(&it.topic)
+                    .bind(seq)
+                    .bind(org_id)
+                    .bind(it.event)
+                    .bind(Json(&it.data))
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::from_sqlx)?;
                 seq
             }
         };

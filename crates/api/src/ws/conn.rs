@@ -404,15 +404,9 @@ impl Conn {
     async fn send_message(&mut self, msg: &Value) -> String {
         let client_msg_id = msg["client_msg_id"].clone();
         let extra = json!({"client_msg_id": client_msg_id});
-        let Some(cid) = msg["conversation_id"]
-            .as_str()
-            .and_then(|s| s.parse::<Uuid>().ok())
-        else {
-            return error_frame(
-                "validation_failed",
-                "conversation_id must be a conversation id",
-                extra,
-            );
+        let cid = match conversation_id(msg, &extra) {
+            Ok(c) => c,
+            Err(frame) => return frame,
         };
         let Some(content) = msg["content"].as_str() else {
             return error_frame("validation_failed", "content must be a string", extra);
@@ -443,15 +437,9 @@ impl Conn {
 
     async fn typing(&mut self, msg: &Value, typing: bool) -> Option<String> {
         let extra = json!({"conversation_id": msg["conversation_id"]});
-        let Some(cid) = msg["conversation_id"]
-            .as_str()
-            .and_then(|s| s.parse::<Uuid>().ok())
-        else {
-            return Some(error_frame(
-                "validation_failed",
-                "conversation_id must be a conversation id",
-                extra,
-            ));
+        let cid = match conversation_id(msg, &extra) {
+            Ok(c) => c,
+            Err(frame) => return Some(frame),
         };
         let services = &self.state.services;
         if let Err(e) = services.get_conversation(&self.ctx, cid).await {
@@ -474,6 +462,20 @@ impl Conn {
             .await;
         None
     }
+}
+
+/// The message's `conversation_id`, or the error frame to answer with.
+fn conversation_id(msg: &Value, extra: &Value) -> Result<Uuid, String> {
+    msg["conversation_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            error_frame(
+                "validation_failed",
+                "conversation_id must be a conversation id",
+                extra.clone(),
+            )
+        })
 }
 
 /// Forwards a subscription's events into the socket's queue until the socket closes or the

@@ -95,11 +95,6 @@ impl Connections {
     fn count(&self, key: Uuid) -> usize {
         self.lock().get(&key).copied().unwrap_or(0)
     }
-
-    /// Sockets open in this process.
-    pub fn total(&self) -> usize {
-        self.lock().values().sum()
-    }
 }
 
 impl Drop for Slot<'_> {
