@@ -270,14 +270,15 @@ impl Services {
             Err(err) => {
                 let _ = self
                     .store
-                    .set_message_status(ctx.org_id, m.id, "failed", None)
+                    .set_message_status(ctx.org_id, m.id, Some("failed"), None)
                     .await;
                 return Err(err);
             }
         };
+        // Only the link: the reply may already have started and marked it delivered.
         let m = self
             .store
-            .set_message_status(ctx.org_id, m.id, "sent", Some(exec.id))
+            .set_message_status(ctx.org_id, m.id, None, Some(exec.id))
             .await?
             .unwrap_or(m);
         let view = serde_json::to_value(MessageView::from(m.clone())).unwrap_or_default();

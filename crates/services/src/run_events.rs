@@ -113,7 +113,7 @@ impl Services {
     ) {
         match self
             .store
-            .set_message_status(org_id, mid, status, Some(execution_id))
+            .set_message_status(org_id, mid, Some(status), Some(execution_id))
             .await
         {
             Ok(Some(m)) => {

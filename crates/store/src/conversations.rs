@@ -183,16 +183,16 @@ impl Store {
         Ok(msg)
     }
 
-    /// Sets a message's status (and the execution answering it, when given).
+    /// Sets a message's status and the execution answering it, each when given.
     pub async fn set_message_status(
         &self,
         org_id: Uuid,
         id: Uuid,
-        status: &str,
+        status: Option<&str>,
         execution_id: Option<Uuid>,
     ) -> Result<Option<Message>> {
         write!(self, |c| sqlx::query_as(&format!(
-            "UPDATE messages SET status = $1, execution_id = COALESCE($2, execution_id)
+            "UPDATE messages SET status = COALESCE($1, status), execution_id = COALESCE($2, execution_id)
              WHERE org_id = $3 AND id = $4 RETURNING {MSG_COLS}"
         ))
         .bind(status)
