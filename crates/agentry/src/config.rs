@@ -54,6 +54,10 @@ pub struct Config {
     pub provider_read_timeout_seconds: u64,
     /// Open WebSockets per user session or API key.
     pub ws_max_per_principal: usize,
+    /// Tools: egress exceptions, approval expiry, call depth, stdio MCP servers (set by the
+    /// environment only).
+    #[serde(skip)]
+    pub tools: agentry_services::ToolSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -109,6 +113,7 @@ impl Default for Config {
             org_concurrency: 64,
             ws_max_per_principal: 32,
             provider_read_timeout_seconds: 120,
+            tools: agentry_services::ToolSettings::default(),
         }
     }
 }
@@ -197,6 +202,23 @@ impl Config {
         }
         if let Some(v) = env("AGENTRY_WS_MAX_PER_PRINCIPAL") {
             cfg.ws_max_per_principal = parse_num("AGENTRY_WS_MAX_PER_PRINCIPAL", &v)?;
+        }
+        if let Some(v) = env("AGENTRY_EGRESS_ALLOW") {
+            cfg.tools.egress = agentry_tools::Egress::parse(&v)
+                .map_err(|e| anyhow::anyhow!("AGENTRY_EGRESS_ALLOW: {e}"))?;
+        }
+        if let Some(v) = env("AGENTRY_APPROVAL_TTL_SECONDS") {
+            let secs: i64 = parse_num("AGENTRY_APPROVAL_TTL_SECONDS", &v)?;
+            if secs < 1 {
+                bail!("AGENTRY_APPROVAL_TTL_SECONDS must be at least 1");
+            }
+            cfg.tools.approval_ttl = chrono::Duration::seconds(secs);
+        }
+        if let Some(v) = env("AGENTRY_MAX_CALL_DEPTH") {
+            cfg.tools.max_call_depth = parse_num("AGENTRY_MAX_CALL_DEPTH", &v)?;
+        }
+        if let Some(v) = env("AGENTRY_MCP_STDIO") {
+            cfg.tools.mcp_stdio = parse_bool("AGENTRY_MCP_STDIO", &v)?;
         }
         if let Some(v) = env("AGENTRY_PROVIDER_READ_TIMEOUT") {
             cfg.provider_read_timeout_seconds = parse_num("AGENTRY_PROVIDER_READ_TIMEOUT", &v)?;

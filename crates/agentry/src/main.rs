@@ -186,7 +186,9 @@ async fn services(cfg: &Config, store: Store) -> anyhow::Result<Services> {
         ..Default::default()
     })
     .map_err(|e| anyhow::anyhow!("provider client: {e}"))?;
-    Services::new(store, auth, mailer, &master_key, llm).map_err(|e| anyhow::anyhow!("{e}"))
+    Services::new(store, auth, mailer, &master_key, llm)
+        .and_then(|s| s.with_tools(cfg.tools.clone()))
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 async fn serve(cfg: Config, role: Role) -> anyhow::Result<()> {

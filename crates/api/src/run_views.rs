@@ -103,6 +103,9 @@ pub struct AgentView {
     pub max_retries: i32,
     pub timeout_seconds: i32,
     pub max_steps: i32,
+    /// The JSON Schema the answer must match, if any.
+    #[schema(value_type = Option<Object>)]
+    pub output_schema: Option<Value>,
     pub version: i32,
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
@@ -131,6 +134,7 @@ impl From<store::Agent> for AgentView {
             max_retries: a.max_retries,
             timeout_seconds: a.timeout_seconds,
             max_steps: a.max_steps,
+            output_schema: a.output_schema.map(|s| s.0),
             version: a.version,
             created_by: a.created_by,
             created_at: a.created_at,

@@ -8,6 +8,7 @@ pub mod email;
 pub mod id;
 pub mod password;
 pub mod role;
+pub mod schema;
 pub mod slug;
 pub mod text;
 pub mod validation;

@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 use crate::sse::Parser;
 use crate::types::parse_arguments;
 use crate::{
-    ChatRequest, ChatResponse, Endpoint, ProviderError, Role, ToolCall, Usage, post, read_json,
-    send,
+    ChatRequest, ChatResponse, Endpoint, FINAL_ANSWER_TOOL, ProviderError, Role, ToolCall, Usage,
+    post, read_json, send,
 };
 
 /// `max_tokens` is required by the API; this is used when the agent sets none.
@@ -59,12 +59,24 @@ pub(crate) fn body(req: &ChatRequest, stream: bool) -> Value {
     if let Some(t) = req.temperature {
         b["temperature"] = json!(t);
     }
-    if !req.tools.is_empty() {
-        b["tools"] = req
-            .tools
-            .iter()
-            .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
-            .collect();
+    let mut tools: Vec<Value> = req
+        .tools
+        .iter()
+        .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
+        .collect();
+    if let Some(schema) = &req.response_schema {
+        // The answer is the input of a tool the model must call: that one alone when it has no
+        // other tools, else any (the final answer among them).
+        tools.push(json!({"name": FINAL_ANSWER_TOOL, "input_schema": schema,
+            "description": "Give your final answer. Call this when you are done, with the answer as its input."}));
+        b["tool_choice"] = if req.tools.is_empty() {
+            json!({"type": "tool", "name": FINAL_ANSWER_TOOL})
+        } else {
+            json!({"type": "any"})
+        };
+    }
+    if !tools.is_empty() {
+        b["tools"] = Value::Array(tools);
     }
     if stream {
         b["stream"] = json!(true);
@@ -98,10 +110,21 @@ pub(crate) async fn chat(
         rb = rb.header("x-api-key", k);
     }
     let res = send(rb).await?;
-    match on_delta {
-        None => parse_reply(&read_json(res).await?),
-        Some(f) => read_stream(res, f).await,
+    let mut out = match on_delta {
+        None => parse_reply(&read_json(res).await?)?,
+        Some(f) => read_stream(res, f).await?,
+    };
+    if req.response_schema.is_some()
+        && let Some(i) = out
+            .tool_calls
+            .iter()
+            .position(|c| c.name == FINAL_ANSWER_TOOL)
+    {
+        // The structured answer: its input is the reply; other calls made with it are moot.
+        out.text = out.tool_calls[i].arguments.to_string();
+        out.tool_calls.clear();
     }
+    Ok(out)
 }
 
 fn parse_reply(v: &Value) -> Result<ChatResponse, ProviderError> {

@@ -60,6 +60,11 @@ pub(crate) fn body(req: &ChatRequest, stream: bool) -> Value {
             })
             .collect();
     }
+    if let Some(schema) = &req.response_schema {
+        b["response_format"] = json!({"type": "json_schema", "json_schema": {
+            "name": "output", "schema": schema, "strict": false,
+        }});
+    }
     if stream {
         b["stream"] = json!(true);
         b["stream_options"] = json!({"include_usage": true});
@@ -254,6 +259,7 @@ mod tests {
                 description: "the time".into(),
                 input_schema: json!({"type": "object"}),
             }],
+            response_schema: Some(json!({"type": "object"})),
         };
         let b = body(&req, true);
         assert_eq!(
@@ -262,6 +268,10 @@ mod tests {
         );
         assert_eq!(b["messages"][1], json!({"role": "user", "content": "hi"}));
         assert_eq!(b["max_tokens"], 100);
+        assert_eq!(
+            b["response_format"]["json_schema"]["schema"],
+            json!({"type": "object"})
+        );
         assert_eq!(
             b["tools"][0]["function"]["parameters"],
             json!({"type": "object"})

@@ -19,7 +19,15 @@ pub struct ChatRequest {
     pub max_output_tokens: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolSpec>,
+    /// A JSON Schema (an object type) the answer must follow: asked of OpenAI as a
+    /// `response_format`, of Anthropic as a tool it must call ([`FINAL_ANSWER_TOOL`]), whose
+    /// input comes back as the reply's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_schema: Option<Value>,
 }
+
+/// The tool through which Anthropic gives a structured answer.
+pub const FINAL_ANSWER_TOOL: &str = "final_answer";
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -50,6 +58,15 @@ impl Message {
             content: content.into(),
             tool_calls: vec![],
             tool_call_id: None,
+        }
+    }
+
+    /// The result of the tool call `call_id`.
+    pub fn tool(call_id: &str, content: impl Into<String>) -> Message {
+        Message {
+            role: Role::Tool,
+            tool_call_id: Some(call_id.into()),
+            ..Message::user(content)
         }
     }
 

@@ -54,7 +54,7 @@ impl Runtime {
             .store
             .history(e.org_id, cid, mid, HISTORY_LIMIT)
             .await
-            .map_err(|err| Failure::failed("internal", err.to_string()))?;
+            .map_err(Failure::internal)?;
         let messages: Vec<Message> = history
             .into_iter()
             .filter_map(|m| match m.role.as_str() {

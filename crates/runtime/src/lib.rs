@@ -2,9 +2,13 @@
 //! alive with one heartbeat per process, and returns the executions of dead workers to the
 //! queue. No database transaction is held across a provider call.
 
+mod approvals;
 mod context;
+mod delegate;
 mod deltas;
+mod llm;
 mod run;
+mod tools;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,14 +48,17 @@ pub struct Runtime {
     opts: RuntimeOptions,
     /// This process's name on the leases it takes.
     owner: String,
+    /// Itself, to run the executions a tool call starts.
+    me: std::sync::Weak<Runtime>,
 }
 
 impl Runtime {
     pub fn new(services: Services, opts: RuntimeOptions) -> Arc<Runtime> {
-        Arc::new(Runtime {
+        Arc::new_cyclic(|me| Runtime {
             services,
             opts,
             owner: format!("worker-{}", agentry_core::id::new_id()),
+            me: me.clone(),
         })
     }
 
@@ -70,7 +77,7 @@ impl Runtime {
         }
     }
 
-    fn lease_until(&self) -> chrono::DateTime<Utc> {
+    pub(crate) fn lease_until(&self) -> chrono::DateTime<Utc> {
         Utc::now() + chrono::Duration::from_std(self.opts.lease).unwrap_or_default()
     }
 
@@ -188,7 +195,30 @@ impl Runtime {
                 }
                 Err(e) => tracing::error!(error = %e, "reaping executions failed"),
             }
+            self.expire_approvals().await;
             tokio::time::sleep(period).await;
+        }
+    }
+
+    /// Approvals nobody answered in time are decided as `expired`; their executions resume
+    /// and tell the model the call was not made.
+    async fn expire_approvals(&self) {
+        let now = Utc::now();
+        let due = match self.services.store.expired_approvals(now, 100).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "reading expired approvals failed");
+                return;
+            }
+        };
+        for (org_id, execution_id, step_id) in due {
+            if let Err(e) = self
+                .services
+                .decide_approval_as(org_id, execution_id, step_id, "expired", None, None)
+                .await
+            {
+                tracing::error!(error = %e, "expiring an approval failed");
+            }
         }
     }
 

@@ -1,18 +1,20 @@
-//! Running one execution: its agent's model on its provider, with retries, a deadline, and a
-//! journal entry for each call.
+//! Running one execution: the agent loop. The model answers or asks for tools; the calls run
+//! (at once when there are several) and their results go back to it, until a final answer or
+//! `max_steps`. Every call to the model and every tool call is a journaled step, so a resumed
+//! execution replays what finished and goes on from the first step that did not.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use agentry_core::id::new_id_at;
-use agentry_providers::{ChatRequest, ChatResponse, ProviderError, Usage};
+use agentry_providers::{ChatResponse, Message};
 use agentry_services::audit::{Audit, EventActor, Links};
-use agentry_store::{Agent, Execution, Finish, Json, Step, Tokens};
+use agentry_store::{Execution, Finish, Step, Tokens};
 use chrono::Utc;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::deltas::Deltas;
-use crate::{Runtime, backoff};
+use crate::Runtime;
+use crate::tools::Toolset;
 
 /// Why an execution did not succeed.
 pub(crate) struct Failure {
@@ -29,20 +31,51 @@ impl Failure {
             message: message.into(),
         }
     }
+
+    pub(crate) fn internal(err: impl std::fmt::Display) -> Failure {
+        Failure::failed("internal", err.to_string())
+    }
+}
+
+/// How a run of the loop ended short of an answer.
+pub(crate) enum Stop {
+    Fail(Failure),
+    /// Waiting for approvals: the execution was handed back to the queue's care.
+    Suspended,
+}
+
+impl From<Failure> for Stop {
+    fn from(f: Failure) -> Stop {
+        Stop::Fail(f)
+    }
 }
 
 /// What a finished LLM step produced.
-struct Outcome {
-    reply: ChatResponse,
-    model: String,
-    provider_id: Uuid,
-    cost_micros: Option<i64>,
+pub(crate) struct Outcome {
+    pub(crate) reply: ChatResponse,
+    pub(crate) model: String,
+    pub(crate) provider_id: Uuid,
+    pub(crate) cost_micros: Option<i64>,
+    /// The structured answer, when the agent declares an `output_schema`.
+    pub(crate) data: Option<Value>,
 }
+
+/// An execution's journal from earlier attempts, by index.
+pub(crate) type Journal = HashMap<i32, Step>;
 
 impl Runtime {
     pub(crate) async fn execute(&self, e: Execution) {
         let id = e.id;
-        if e.attempt == 1 {
+        // The journal of earlier attempts (or of the run before an approval).
+        let journal: Journal = match self.services.store.steps(e.org_id, id).await {
+            Ok(steps) => steps.into_iter().map(|s| (s.idx, s)).collect(),
+            Err(err) => {
+                tracing::error!(execution_id = %id, error = %err, "reading the journal failed");
+                self.services.signals.unregister(id);
+                return; // The lease expires and the execution is tried again.
+            }
+        };
+        if e.attempt == 1 && journal.is_empty() {
             // Independent records of the start, written together (they are on the way to the
             // first token); all are done before the first step is announced.
             let task = async {
@@ -50,7 +83,7 @@ impl Runtime {
                     let _ = self
                         .services
                         .store
-                        .task_follow_execution(e.org_id, tid, id, "in_progress", None, Utc::now())
+                        .task_follow_execution(e.org_id, tid, id, Utc::now())
                         .await;
                 }
             };
@@ -69,11 +102,24 @@ impl Runtime {
             let line = format!("execution resumed (attempt {})", e.attempt);
             tokio::join!(self.services.emit_status(&e), self.log(&e, "info", &line));
         }
+        // Time spent waiting for approvals does not count against the timeout.
+        let waited: i64 = journal
+            .values()
+            .filter(|s| s.kind == "approval")
+            .filter_map(|s| s.duration_ms)
+            .sum();
         let started = e.started_at.unwrap_or_else(Utc::now);
-        let deadline = started + chrono::Duration::seconds(i64::from(e.timeout_seconds));
+        let deadline = started
+            + chrono::Duration::seconds(i64::from(e.timeout_seconds))
+            + chrono::Duration::milliseconds(waited);
         let left = (deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-        let result = match tokio::time::timeout(left, self.run_agent(&e)).await {
-            Ok(r) => r,
+        let result = match tokio::time::timeout(left, self.run_agent(&e, &journal)).await {
+            Ok(Ok(o)) => Ok(o),
+            Ok(Err(Stop::Fail(f))) => Err(f),
+            Ok(Err(Stop::Suspended)) => {
+                self.services.signals.unregister(id);
+                return;
+            }
             Err(_) => Err(Failure {
                 status: "timeout",
                 code: "timeout".into(),
@@ -89,222 +135,105 @@ impl Runtime {
         self.services.signals.work.notify_one();
     }
 
-    async fn run_agent(&self, e: &Execution) -> Result<Outcome, Failure> {
+    /// The loop: the model, then the tools it asks for, until an answer.
+    async fn run_agent(&self, e: &Execution, journal: &Journal) -> Result<Outcome, Stop> {
         let store = &self.services.store;
         let agent = store
             .agent_any(e.org_id, e.agent_id)
             .await
-            .map_err(|err| Failure::failed("internal", err.to_string()))?
+            .map_err(Failure::internal)?
             .ok_or_else(|| Failure::failed("agent_not_found", "the agent no longer exists"))?;
-        // A step finished before a crash is not sent to the provider again. A first attempt
-        // has no journal to read.
-        let steps = if e.attempt == 1 {
-            vec![]
-        } else {
-            store
-                .steps(e.org_id, e.id)
-                .await
-                .map_err(|err| Failure::failed("internal", err.to_string()))?
-        };
-        if let Some(done) = steps.iter().find(|s| s.idx == 0 && s.status == "success")
-            && let Some(out) = &done.output
-            && let Ok(reply) = serde_json::from_value::<ChatResponse>(out.0["reply"].clone())
-        {
-            return Ok(Outcome {
-                reply,
-                model: done.model.clone().unwrap_or_default(),
-                provider_id: done.provider_id.unwrap_or_default(),
-                cost_micros: done.cost_micros,
-            });
-        }
-        self.llm_step(e, &agent).await
-    }
-
-    /// The targets to try in order: the agent's provider and model, then its fallbacks.
-    fn targets(agent: &Agent) -> Vec<(Option<Uuid>, Option<String>)> {
-        let mut t = vec![(agent.provider_id, agent.model.clone())];
-        for f in agent.fallbacks.0.as_array().into_iter().flatten() {
-            t.push((
-                f["provider_id"].as_str().and_then(|s| s.parse().ok()),
-                f["model"].as_str().map(str::to_string),
-            ));
-        }
-        t
-    }
-
-    async fn llm_step(&self, e: &Execution, agent: &Agent) -> Result<Outcome, Failure> {
-        let store = &self.services.store;
-        let mut last = Failure::failed("no_provider", "the agent has no provider");
-        let mut attempts: Vec<Value> = vec![];
-        for (provider_id, model) in Self::targets(agent) {
-            let Some(pid) = provider_id else { continue };
-            let provider = match store.provider(e.org_id, pid).await {
-                Ok(Some(p)) => p,
-                Ok(None) => {
-                    last = Failure::failed(
-                        "provider_not_found",
-                        "the agent's provider no longer exists",
-                    );
-                    continue;
+        let tools = Toolset::load(self, e, &agent).await?;
+        let specs = tools.specs();
+        let mut messages = self.messages(e, &agent).await?;
+        let mut idx: i32 = 0;
+        let mut turns = 0;
+        let mut sent = 0;
+        let mut repaired = false;
+        loop {
+            if turns >= agent.max_steps {
+                return Err(Failure::failed(
+                    "max_steps_exceeded",
+                    format!(
+                        "the agent was still calling tools after {} model calls (max_steps)",
+                        agent.max_steps
+                    ),
+                )
+                .into());
+            }
+            turns += 1;
+            let mut outcome = match replayed_llm(journal.get(&idx)) {
+                Some(o) => o,
+                None => {
+                    self.llm_step(e, &agent, idx, &messages, sent, &specs)
+                        .await?
                 }
-                Err(err) => return Err(Failure::failed("internal", err.to_string())),
             };
-            let echo = (provider.kind == "echo").then(|| "echo".to_string());
-            let Some(model) = model.or(provider.default_model.clone()).or(echo) else {
-                last = Failure::failed(
-                    "no_model",
-                    "neither the agent nor its provider names a model",
-                );
-                continue;
-            };
-            let endpoint = self
-                .services
-                .endpoint(&provider)
-                .map_err(|err| Failure::failed("internal", err.to_string()))?;
-            let req = ChatRequest {
-                model: model.clone(),
-                system: (!agent.instructions.is_empty()).then(|| agent.instructions.clone()),
-                messages: self.messages(e, agent).await?,
-                temperature: agent.temperature,
-                max_output_tokens: agent.max_output_tokens.map(|n| n as u32),
-                tools: vec![],
-            };
-            let (sid, now) = new_id_at();
-            let mut step = Step {
-                id: sid,
-                execution_id: e.id,
-                idx: 0,
-                kind: "llm".into(),
-                name: model.clone(),
-                status: "running".into(),
-                input: Json(json!({"request": req})),
-                output: None,
-                error: None,
-                attempts: Json(json!(attempts)),
-                model: Some(model.clone()),
-                provider_id: Some(pid),
-                input_tokens: 0,
-                cached_input_tokens: 0,
-                output_tokens: 0,
-                reasoning_tokens: 0,
-                cost_micros: None,
-                started_at: now,
-                completed_at: None,
-                duration_ms: None,
-            };
-            step = store
-                .start_step(e.org_id, &step)
-                .await
-                .map_err(|err| Failure::failed("internal", err.to_string()))?;
-            self.services.emit_step(e.org_id, &step).await;
-            let mut tries: u32 = 0;
-            let result = loop {
-                let call_started = Utc::now();
-                let deltas = Deltas::start(self.services.clone(), e.clone(), step.idx);
-                let r = self
-                    .services
-                    .llm
-                    .chat(&endpoint, &req, Some(&|t: &str| deltas.push(t)))
-                    .await;
-                deltas.finish().await;
-                let took = (Utc::now() - call_started).num_milliseconds().max(0);
-                match r {
-                    Ok(reply) => {
-                        attempts.push(json!({
-                            "provider_id": pid, "model": model, "started_at": call_started,
-                            "duration_ms": took, "error": null,
-                        }));
-                        break Ok(reply);
+            sent = messages.len();
+            idx += 1;
+            let reply = outcome.reply.clone();
+            if reply.tool_calls.is_empty() {
+                let Some(schema) = &agent.output_schema else {
+                    return Ok(outcome);
+                };
+                match structured(&schema.0, &reply.text) {
+                    Ok(data) => {
+                        outcome.data = Some(data);
+                        return Ok(outcome);
                     }
-                    Err(err) => {
-                        attempts.push(json!({
-                            "provider_id": pid, "model": model, "started_at": call_started,
-                            "duration_ms": took,
-                            "error": {"code": err.code, "message": err.message, "status": err.status},
-                        }));
-                        let _ = store.set_step_attempts(step.id, &json!(attempts)).await;
-                        if err.retryable && tries < agent.max_retries as u32 {
-                            // Text streamed by the failed call is void: say so before the next.
-                            step.attempts = Json(json!(attempts));
-                            step.status = "retrying".into();
-                            self.services.emit_step(e.org_id, &step).await;
-                            step.status = "running".into();
-                            let wait = err
-                                .retry_after
-                                .map_or(backoff(tries), |ra| ra.max(backoff(tries)));
-                            self.log(
-                                e,
-                                "warning",
-                                &format!(
-                                    "provider call failed ({}), retrying in {} ms: {}",
-                                    err.code,
-                                    wait.as_millis(),
-                                    err.message
-                                ),
-                            )
-                            .await;
-                            self.event(e, "execution.retried", "warning", json!({
-                                "reason": err.code, "retry": tries + 1, "wait_ms": wait.as_millis() as u64,
-                            })).await;
-                            tries += 1;
-                            tokio::time::sleep(wait).await;
-                            continue;
-                        }
-                        break Err(err);
-                    }
-                }
-            };
-            let done = Utc::now();
-            step.completed_at = Some(done);
-            step.duration_ms = Some((done - step.started_at).num_milliseconds().max(0));
-            step.attempts = Json(json!(attempts));
-            match result {
-                Ok(reply) => {
-                    let cost = self
-                        .services
-                        .price(&provider, &model)
-                        .map(|p| agentry_providers::cost_micros(&reply.usage, &p) as i64);
-                    set_usage(&mut step, &reply.usage);
-                    step.cost_micros = cost;
-                    step.status = "success".into();
-                    step.output = Some(Json(json!({"text": reply.text, "reply": reply})));
-                    store
-                        .finish_step(&step)
-                        .await
-                        .map_err(|err| Failure::failed("internal", err.to_string()))?;
-                    self.services.emit_step(e.org_id, &step).await;
-                    self.services.emit_usage(e.org_id, &step).await;
-                    self.log(
-                        e,
-                        "info",
-                        &format!(
-                            "step {} llm {model}: {} input and {} output tokens in {} ms",
-                            step.idx,
-                            step.input_tokens,
-                            step.output_tokens,
-                            step.duration_ms.unwrap_or(0)
-                        ),
-                    )
-                    .await;
-                    return Ok(Outcome {
-                        reply,
-                        model,
-                        provider_id: pid,
-                        cost_micros: cost,
-                    });
-                }
-                Err(err) => {
-                    step.status = "failed".into();
-                    step.error = Some(Json(json!({"code": err.code, "message": err.message})));
-                    let _ = store.finish_step(&step).await;
-                    self.services.emit_step(e.org_id, &step).await;
-                    self.log(e, "error", &format!("provider call failed: {err}"))
+                    Err(why) if !repaired => {
+                        // One more try, told what was wrong.
+                        repaired = true;
+                        self.log(
+                            e,
+                            "warning",
+                            &format!(
+                                "the answer did not match the output schema, asking again: {why}"
+                            ),
+                        )
                         .await;
-                    last = failure_of(&err);
+                        messages.push(Message::assistant(reply.text));
+                        messages.push(Message::user(format!(
+                            "Your answer does not match the required JSON Schema: {why}. \
+                             Answer again with only a JSON value that matches the schema."
+                        )));
+                        continue;
+                    }
+                    Err(why) => {
+                        return Err(Failure::failed(
+                            "invalid_output",
+                            format!("the answer does not match the output schema: {why}"),
+                        )
+                        .into());
+                    }
                 }
             }
+            messages.push(Message {
+                tool_calls: reply.tool_calls.clone(),
+                ..Message::assistant(reply.text.clone())
+            });
+            let n = reply.tool_calls.len() as i32;
+            // Supervised: an approval step for each call, decided before any runs.
+            let approvals = if agent.autonomy == "supervised"
+                || journal.get(&idx).is_some_and(|s| s.kind == "approval")
+            {
+                let d = self.approvals(e, idx, &reply.tool_calls, journal).await?;
+                idx += n;
+                Some(d)
+            } else {
+                None
+            };
+            let runs = reply.tool_calls.iter().enumerate().map(|(i, call)| {
+                let approval = approvals.as_ref().map(|a| &a[i]);
+                let at = idx + i as i32;
+                self.tool_step(e, &tools, at, call, approval, journal.get(&at))
+            });
+            let results = futures_util::future::join_all(runs).await;
+            for (call, content) in reply.tool_calls.iter().zip(results) {
+                messages.push(Message::tool(&call.id, content));
+            }
+            idx += n;
         }
-        Err(last)
     }
 
     async fn finish(&self, e: &Execution, result: Result<Outcome, Failure>) {
@@ -320,6 +249,8 @@ impl Runtime {
         // The execution's usage is the sum of its steps (every attempt that was answered).
         let mut tokens = Tokens::default();
         if let Err(fail) = &result {
+            // Agents this one called and left running stop with it.
+            self.cancel_children(e, &fail.message).await;
             let error = json!({"code": fail.code, "message": fail.message});
             if let Err(err) = self
                 .services
@@ -330,8 +261,16 @@ impl Runtime {
                 tracing::error!(execution_id = %e.id, error = %err, "closing running steps failed");
             }
         }
+        // Answered model calls, and tool calls that spent tokens (agents they called, whose
+        // cost rolls up here even when they failed).
         let mut cost = Some(0i64);
-        for s in steps.iter().filter(|s| s.status == "success") {
+        let mut priced = false;
+        for s in steps.iter().filter(|s| {
+            (s.kind == "llm" && s.status == "success")
+                || (s.kind == "tool"
+                    && (s.cost_micros.is_some() || s.input_tokens + s.output_tokens > 0))
+        }) {
+            priced = true;
             tokens.input += s.input_tokens;
             tokens.cached_input += s.cached_input_tokens;
             tokens.output += s.output_tokens;
@@ -341,16 +280,25 @@ impl Runtime {
                 _ => None,
             };
         }
-        if steps.iter().all(|s| s.status != "success") {
+        if !priced {
             cost = None;
         }
-        let (f, kind, category, task_status, log) = match &result {
+        let (f, kind, category, log) = match &result {
             Ok(o) => (
                 Finish {
                     status: "success",
-                    output: Some(
-                        json!({"text": o.reply.text, "finish_reason": o.reply.finish_reason}),
-                    ),
+                    output: Some(match &o.data {
+                        Some(d) => json!({"text": o.reply.text, "data": d,
+                            "finish_reason": o.reply.finish_reason}),
+                        None => {
+                            json!({"text": o.reply.text, "finish_reason": o.reply.finish_reason})
+                        }
+                    }),
+                    confidence: o
+                        .data
+                        .as_ref()
+                        .and_then(|d| d["confidence"].as_f64())
+                        .filter(|c| (0.0..=1.0).contains(c)),
                     error: None,
                     model: Some(if o.reply.model.is_empty() {
                         o.model.clone()
@@ -365,7 +313,6 @@ impl Runtime {
                 },
                 "execution.completed",
                 "info",
-                "completed",
                 "execution succeeded".to_string(),
             ),
             Err(fail) => (
@@ -377,6 +324,7 @@ impl Runtime {
                     provider_id: None,
                     tokens,
                     cost_micros: cost,
+                    confidence: None,
                     now,
                     duration_ms,
                 },
@@ -386,7 +334,6 @@ impl Runtime {
                     "execution.failed"
                 },
                 "error",
-                "failed",
                 format!("execution {}: {}", fail.status, fail.message),
             ),
         };
@@ -397,20 +344,6 @@ impl Runtime {
             .await
         {
             Ok(Some(done)) => {
-                if let Some(tid) = e.task_id {
-                    let _ = self
-                        .services
-                        .store
-                        .task_follow_execution(
-                            e.org_id,
-                            tid,
-                            e.id,
-                            task_status,
-                            f.output.as_ref(),
-                            now,
-                        )
-                        .await;
-                }
                 self.event(
                     e,
                     kind,
@@ -434,7 +367,7 @@ impl Runtime {
         }
     }
 
-    async fn log(&self, e: &Execution, level: &str, message: &str) {
+    pub(crate) async fn log(&self, e: &Execution, level: &str, message: &str) {
         if let Err(err) = self
             .services
             .store
@@ -445,7 +378,13 @@ impl Runtime {
         }
     }
 
-    async fn event(&self, e: &Execution, kind: &'static str, category: &'static str, data: Value) {
+    pub(crate) async fn event(
+        &self,
+        e: &Execution,
+        kind: &'static str,
+        category: &'static str,
+        data: Value,
+    ) {
         self.services
             .record_linked(
                 Audit {
@@ -467,14 +406,31 @@ impl Runtime {
     }
 }
 
-fn set_usage(step: &mut Step, u: &Usage) {
-    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    step.input_tokens = n(u.input_tokens);
-    step.cached_input_tokens = n(u.cached_input_tokens);
-    step.output_tokens = n(u.output_tokens);
-    step.reasoning_tokens = n(u.reasoning_tokens);
+/// The reply of an LLM step that finished in an earlier attempt.
+fn replayed_llm(s: Option<&Step>) -> Option<Outcome> {
+    let s = s.filter(|s| s.kind == "llm" && s.status == "success")?;
+    let reply =
+        serde_json::from_value::<ChatResponse>(s.output.as_ref()?.0["reply"].clone()).ok()?;
+    Some(Outcome {
+        reply,
+        model: s.model.clone().unwrap_or_default(),
+        provider_id: s.provider_id.unwrap_or_default(),
+        cost_micros: s.cost_micros,
+        data: None,
+    })
 }
 
-fn failure_of(err: &ProviderError) -> Failure {
-    Failure::failed(format!("provider_{}", err.code), err.message.clone())
+/// The structured answer in `text`, checked against the agent's output schema. A model may
+/// wrap JSON in a Markdown code fence; that is taken off.
+fn structured(schema: &Value, text: &str) -> Result<Value, String> {
+    let t = text.trim();
+    let t = t
+        .strip_prefix("```json")
+        .or_else(|| t.strip_prefix("```"))
+        .and_then(|r| r.strip_suffix("```"))
+        .unwrap_or(t)
+        .trim();
+    let v: Value = serde_json::from_str(t).map_err(|e| format!("the answer is not JSON ({e})"))?;
+    agentry_core::schema::validate(schema, &v)?;
+    Ok(v)
 }

@@ -49,6 +49,8 @@ pub struct AgentInput {
     pub max_retries: Option<i64>,
     pub timeout_seconds: Option<i64>,
     pub max_steps: Option<i64>,
+    /// A JSON Schema (type object) the answer must match; `Some(Null)` removes it.
+    pub output_schema: Option<Value>,
 }
 
 impl Services {
@@ -80,6 +82,8 @@ impl Services {
             max_retries: 2,
             timeout_seconds: 300,
             max_steps: 20,
+            output_schema: None,
+            tool_secrets: None,
             version: 1,
             created_by: ctx.actor.acting_user(),
             created_at: now,
@@ -230,10 +234,28 @@ impl Services {
             }
         }
         if let Some(v) = i.tools {
-            match validate_tools(&v) {
-                Ok(()) => a.tools = Json(v),
+            let old = self.open_tool_secrets(a.tool_secrets.as_deref())?;
+            match crate::tool_decls::prepare(&v, &old) {
+                Ok((tools, secrets)) => {
+                    a.tools = Json(tools);
+                    a.tool_secrets = self.seal_tool_secrets(&secrets)?;
+                }
                 Err(m) => errors.add("tools", m),
             }
+        }
+        match i.output_schema {
+            None => {}
+            Some(Value::Null) => a.output_schema = None,
+            Some(s) => match agentry_core::schema::check(&s) {
+                Ok(()) if s["type"] == "object" && s.to_string().len() <= 65_536 => {
+                    a.output_schema = Some(Json(s))
+                }
+                Ok(()) => errors.add(
+                    "output_schema",
+                    "must be a JSON Schema of type object, at most 64 KiB",
+                ),
+                Err(m) => errors.add("output_schema", format!("not a valid JSON Schema: {m}")),
+            },
         }
         if let Some(v) = i.config {
             if !v.is_object() {
@@ -469,39 +491,6 @@ fn spec(a: &Agent) -> Value {
         "max_retries": a.max_retries,
         "timeout_seconds": a.timeout_seconds,
         "max_steps": a.max_steps,
+        "output_schema": a.output_schema.as_ref().map(|s| &s.0),
     })
-}
-
-/// Checks the shape of tool declarations (API.md "Agents").
-fn validate_tools(v: &Value) -> Result<(), String> {
-    let list = v.as_array().ok_or("must be a list of tool declarations")?;
-    if list.len() > 64 {
-        return Err("at most 64 tools".into());
-    }
-    for (i, t) in list.iter().enumerate() {
-        match t["type"].as_str() {
-            Some("builtin") => {
-                let name = t["name"].as_str().unwrap_or_default();
-                if !["http_request", "current_time", "call_agent"].contains(&name) {
-                    return Err(format!(
-                        "tools[{i}]: builtin name must be http_request, current_time or call_agent"
-                    ));
-                }
-            }
-            Some("http") => {
-                for f in ["name", "url"] {
-                    if t[f].as_str().is_none_or(str::is_empty) {
-                        return Err(format!("tools[{i}]: an http tool needs {f}"));
-                    }
-                }
-            }
-            Some("mcp") => {
-                if t["server_id"].as_str().is_none() {
-                    return Err(format!("tools[{i}]: an mcp tool needs server_id"));
-                }
-            }
-            _ => return Err(format!("tools[{i}]: type must be builtin, http or mcp")),
-        }
-    }
-    Ok(())
 }

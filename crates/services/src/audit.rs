@@ -80,6 +80,35 @@ impl Services {
     }
 
     /// Records an `info` event of the caller's org, by the caller, linked to what it is about.
+    /// Records an event by `by`, or by the system (category `warning`) when there is none.
+    pub async fn record_as(
+        &self,
+        by: Option<&OrgCtx>,
+        org_id: Uuid,
+        kind: &'static str,
+        data: Value,
+        links: Links,
+    ) {
+        match by {
+            Some(ctx) => self.record_by(ctx, kind, data, links).await,
+            None => {
+                self.record_linked(
+                    Audit {
+                        org_id: Some(org_id),
+                        kind,
+                        category: "warning",
+                        actor: EventActor::System,
+                        user_id: None,
+                        data,
+                        meta: &Default::default(),
+                    },
+                    links,
+                )
+                .await
+            }
+        }
+    }
+
     pub async fn record_by(&self, ctx: &OrgCtx, kind: &'static str, data: Value, links: Links) {
         self.record_linked(
             Audit {

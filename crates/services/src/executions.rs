@@ -86,6 +86,7 @@ impl Services {
             agent_version: agent.version,
             task_id: input.task_id,
             conversation_id: input.conversation_id,
+            parent_execution_id: None,
             status: "pending".into(),
             input: Json(input.input),
             output: None,
@@ -176,11 +177,23 @@ impl Services {
         id: Uuid,
         why: &str,
     ) -> ServiceResult<(bool, Execution)> {
+        self.cancel_tree(ctx.org_id, id, why, Some(ctx)).await
+    }
+
+    /// Cancels an unfinished execution and the executions it started (`call_agent`), by
+    /// `by` or, without one, by the system. `(false, e)` when it had already finished.
+    pub async fn cancel_tree(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        why: &str,
+        by: Option<&OrgCtx>,
+    ) -> ServiceResult<(bool, Execution)> {
         let now = Utc::now();
         let error = json!({"code": "cancelled", "message": why});
         let (done, e) = self
             .store
-            .cancel_execution(ctx.org_id, id, &error, now)
+            .cancel_execution(org_id, id, &error, now)
             .await?
             .ok_or(NOT_FOUND)?;
         if !done {
@@ -190,28 +203,28 @@ impl Services {
         // on its next heartbeat.
         self.signals.abort(id);
         self.store
-            .close_running_steps(ctx.org_id, id, &error, now)
+            .close_running_steps(org_id, id, &error, now)
             .await?;
         if let Some(started) = e.started_at {
             let ms = (now - started).num_milliseconds().max(0);
             self.store.set_execution_duration(id, ms).await?;
         }
-        if let Some(tid) = e.task_id {
-            self.store
-                .task_follow_execution(ctx.org_id, tid, id, "cancelled", None, now)
-                .await?;
-        }
         let _ = self.signals.finished.send(id);
-        let e = self.store.execution(ctx.org_id, id).await?.unwrap_or(e);
+        let e = self.store.execution(org_id, id).await?.unwrap_or(e);
         self.execution_finished(&e).await;
         let links = Links {
             agent_id: Some(e.agent_id),
             task_id: e.task_id,
             execution_id: Some(id),
         };
-        self.record_by(ctx, "execution.cancelled", json!({"reason": why}), links)
+        let data = json!({"reason": why});
+        self.record_as(by, org_id, "execution.cancelled", data, links)
             .await;
-        let e = self.store.execution(ctx.org_id, id).await?.unwrap_or(e);
+        for child in self.store.unfinished_children(org_id, id).await? {
+            Box::pin(self.cancel_tree(org_id, child, "the execution that called it stopped", by))
+                .await?;
+        }
+        let e = self.store.execution(org_id, id).await?.unwrap_or(e);
         Ok((true, e))
     }
 
@@ -335,5 +348,88 @@ impl Services {
     /// Releases `key` after its request failed, so it can be retried.
     pub async fn idempotency_abort(&self, ctx: &OrgCtx, key: &str) -> ServiceResult<()> {
         Ok(self.store.release_idempotency_key(ctx.org_id, key).await?)
+    }
+}
+
+impl Services {
+    /// Answers a supervised agent's tool call: `approve` runs it, otherwise the model is told
+    /// it was refused (with the comment). The execution resumes once every call of the turn
+    /// is answered.
+    pub async fn decide_approval(
+        &self,
+        ctx: &OrgCtx,
+        execution_id: Uuid,
+        step_id: Uuid,
+        approve: bool,
+        comment: Option<String>,
+    ) -> ServiceResult<(agentry_store::Step, Execution)> {
+        ctx.require(Role::Member)?;
+        if comment.as_ref().is_some_and(|c| c.chars().count() > 4000) {
+            return Err(ServiceError::field(
+                "comment",
+                "must be at most 4000 characters",
+            ));
+        }
+        let status = if approve { "approved" } else { "rejected" };
+        self.decide_approval_as(
+            ctx.org_id,
+            execution_id,
+            step_id,
+            status,
+            Some(ctx),
+            comment,
+        )
+        .await
+    }
+
+    /// Records a decision (`approved`, `rejected`, `expired`) by `by` or by the system.
+    pub async fn decide_approval_as(
+        &self,
+        org_id: Uuid,
+        execution_id: Uuid,
+        step_id: Uuid,
+        status: &'static str,
+        by: Option<&OrgCtx>,
+        comment: Option<String>,
+    ) -> ServiceResult<(agentry_store::Step, Execution)> {
+        use agentry_store::approvals::Decided;
+        let output = json!({
+            "approved": status == "approved",
+            "comment": comment,
+            "decided_by": by.map(|c| json!({"type": c.actor.kind(), "id": c.actor.id()})),
+        });
+        let now = Utc::now();
+        let (step, e) = match self
+            .store
+            .decide_approval(org_id, execution_id, step_id, status, &output, now)
+            .await?
+        {
+            Decided::Done(s, e) => (*s, *e),
+            Decided::NoExecution | Decided::NoStep => return Err(NOT_FOUND),
+            Decided::AlreadyDecided(_) => {
+                return Err(ServiceError::Conflict {
+                    code: "invalid_state",
+                    message: "this approval has already been answered or has expired",
+                });
+            }
+        };
+        self.emit_step(org_id, &step).await;
+        if e.status == "pending" {
+            self.emit_status(&e).await;
+            self.signals.work.notify_one();
+        }
+        let kind = match status {
+            "approved" => "execution.approved",
+            "rejected" => "execution.rejected",
+            _ => "execution.approval_expired",
+        };
+        let links = Links {
+            agent_id: Some(e.agent_id),
+            task_id: e.task_id,
+            execution_id: Some(e.id),
+        };
+        let data = json!({"step_id": step.id, "tool": step.name, "comment": output["comment"]});
+        self.record_as(by, org_id, kind, data, links).await;
+        Ok((step, e))
     }
 }

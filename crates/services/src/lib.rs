@@ -25,6 +25,7 @@ pub mod sealer;
 pub mod signals;
 pub mod tasks;
 pub mod tokens;
+pub mod tool_decls;
 pub mod users;
 pub mod views;
 
@@ -74,6 +75,33 @@ impl AuthSettings {
     }
 }
 
+/// How tools behave (the operator's settings).
+#[derive(Clone, Debug)]
+pub struct ToolSettings {
+    /// Internal addresses tools may reach (`AGENTRY_EGRESS_ALLOW`).
+    pub egress: agentry_tools::Egress,
+    /// How long a supervised agent's tool call waits for an answer (`AGENTRY_APPROVAL_TTL_SECONDS`).
+    pub approval_ttl: Duration,
+    /// How deep `call_agent` may nest (`AGENTRY_MAX_CALL_DEPTH`).
+    pub max_call_depth: u32,
+    /// Whether MCP servers may be started as local processes (`AGENTRY_MCP_STDIO`).
+    pub mcp_stdio: bool,
+    /// Limits of one HTTP request a tool makes.
+    pub http: agentry_tools::HttpLimits,
+}
+
+impl Default for ToolSettings {
+    fn default() -> Self {
+        ToolSettings {
+            egress: agentry_tools::Egress::default(),
+            approval_ttl: Duration::hours(1),
+            max_call_depth: 3,
+            mcp_stdio: false,
+            http: agentry_tools::HttpLimits::default(),
+        }
+    }
+}
+
 /// Every service, sharing one store. Cheap to clone.
 #[derive(Clone)]
 pub struct Services {
@@ -90,6 +118,9 @@ pub struct Services {
     pub bus: Arc<live::Bus>,
     /// Tells this process's own notices from other replicas'.
     pub instance: uuid::Uuid,
+    pub tools: Arc<ToolSettings>,
+    /// Outbound HTTP for tools, behind the egress policy.
+    pub http: agentry_tools::HttpClient,
 }
 
 impl Services {
@@ -109,6 +140,20 @@ impl Services {
             signals: Arc::new(signals::Signals::default()),
             bus: Arc::new(live::Bus::default()),
             instance: agentry_core::id::new_id(),
+            tools: Arc::new(ToolSettings::default()),
+            http: Self::tool_client(&ToolSettings::default())?,
         })
+    }
+
+    /// Applies the operator's tool settings.
+    pub fn with_tools(mut self, t: ToolSettings) -> ServiceResult<Services> {
+        self.http = Self::tool_client(&t)?;
+        self.tools = Arc::new(t);
+        Ok(self)
+    }
+
+    fn tool_client(t: &ToolSettings) -> ServiceResult<agentry_tools::HttpClient> {
+        agentry_tools::HttpClient::new(Arc::new(t.egress.clone()), t.http)
+            .map_err(ServiceError::Internal)
     }
 }

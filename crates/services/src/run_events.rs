@@ -45,13 +45,24 @@ impl Services {
 
     /// `step` on the execution's topic: the step as `/steps` shows it, without its input.
     pub async fn emit_step(&self, org_id: Uuid, s: &Step) {
+        self.emit_step_as(org_id, s, "step", false).await;
+    }
+
+    /// A step under another event name (`tool_call`, `tool_result`, `approval_requested`),
+    /// with its input (the call's arguments) when `with_input` and it is not large.
+    pub async fn emit_step_as(&self, org_id: Uuid, s: &Step, name: &'static str, with_input: bool) {
+        /// Arguments larger than this are left out of the stream (they stay in `/steps`).
+        const MAX_INPUT: usize = 16 * 1024;
         let mut data = serde_json::to_value(StepView::from(s.clone())).unwrap_or_default();
         if let Some(o) = data.as_object_mut() {
-            o.remove("input");
+            let keep = with_input && s.input.0.to_string().len() <= MAX_INPUT;
+            if !keep {
+                o.remove("input");
+            }
         }
         self.emit(
             org_id,
-            vec![ev(topic::execution(s.execution_id), "step", data)],
+            vec![ev(topic::execution(s.execution_id), name, data)],
         )
         .await;
     }

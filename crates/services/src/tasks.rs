@@ -234,7 +234,7 @@ impl Services {
             )
             .await?;
         self.store
-            .task_follow_execution(ctx.org_id, t.id, e.id, "in_progress", None, now)
+            .task_follow_execution(ctx.org_id, t.id, e.id, now)
             .await?;
         t = self.get_task(ctx, id).await?;
         Ok((t, Some(e)))

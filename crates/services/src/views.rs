@@ -51,6 +51,8 @@ pub struct ExecutionView {
     pub agent_version: i32,
     pub task_id: Option<Uuid>,
     pub conversation_id: Option<Uuid>,
+    /// The execution whose `call_agent` tool started this one.
+    pub parent_execution_id: Option<Uuid>,
     /// `pending`, `running`, `awaiting_approval`, `success`, `failed`, `timeout` or `cancelled`.
     pub status: String,
     #[schema(value_type = Object)]
@@ -84,6 +86,7 @@ impl From<store::Execution> for ExecutionView {
             agent_version: e.agent_version,
             task_id: e.task_id,
             conversation_id: e.conversation_id,
+            parent_execution_id: e.parent_execution_id,
             status: e.status,
             input: e.input.0,
             output: e.output.map(|o| o.0),
@@ -119,7 +122,8 @@ pub struct StepView {
     /// `llm`, `tool` or `approval`.
     pub kind: String,
     pub name: String,
-    /// `running`, `success` or `failed`.
+    /// `running`, `success` or `failed`; an approval is `awaiting`, `approved`, `rejected` or
+    /// `expired`.
     pub status: String,
     #[schema(value_type = Object)]
     pub input: Value,
@@ -138,6 +142,8 @@ pub struct StepView {
     pub started_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
     pub duration_ms: Option<i64>,
+    /// When an awaiting approval expires.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl From<store::Step> for StepView {
@@ -167,6 +173,7 @@ impl From<store::Step> for StepView {
             started_at: s.started_at,
             completed_at: s.completed_at,
             duration_ms: s.duration_ms,
+            expires_at: s.expires_at,
         }
     }
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::macros::{bind_key, read, tx, write};
 use crate::{KeySort, Page, PageRequest, Result, Store, StoreError, Tokens};
 
-const COLS: &str = "id, org_id, name, description, type, status, autonomy, framework, provider_id, model, fallbacks, instructions, temperature, max_output_tokens, max_context_tokens, tools, config, max_retries, timeout_seconds, max_steps, version, created_by, created_at, updated_at";
+const COLS: &str = "id, org_id, name, description, type, status, autonomy, framework, provider_id, model, fallbacks, instructions, temperature, max_output_tokens, max_context_tokens, tools, config, max_retries, timeout_seconds, max_steps, output_schema, tool_secrets, version, created_by, created_at, updated_at";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Agent {
@@ -34,6 +34,10 @@ pub struct Agent {
     pub max_retries: i32,
     pub timeout_seconds: i32,
     pub max_steps: i32,
+    /// A JSON Schema the final answer must satisfy (structured output).
+    pub output_schema: Option<Json<Value>>,
+    /// Secret header values of the agent's HTTP tools, sealed under the master key.
+    pub tool_secrets: Option<Vec<u8>>,
     pub version: i32,
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
@@ -408,7 +412,7 @@ impl Store {
     }
 }
 
-/// Binds `$1`..`$20`: every field a create or an update writes.
+/// Binds `$1`..`$22`: every field a create or an update writes.
 macro_rules! bind_fields {
     ($q:expr, $a:expr) => {
         $q.bind(&$a.name)
@@ -429,19 +433,21 @@ macro_rules! bind_fields {
             .bind($a.max_retries)
             .bind($a.timeout_seconds)
             .bind($a.max_steps)
+            .bind(&$a.output_schema)
+            .bind(&$a.tool_secrets)
             .bind($a.version)
             .bind($a.updated_at)
     };
 }
 use bind_fields;
 
-const FIELDS: &str = "name, description, type, status, autonomy, framework, provider_id, model, fallbacks, instructions, temperature, max_output_tokens, max_context_tokens, tools, config, max_retries, timeout_seconds, max_steps, version, updated_at";
+const FIELDS: &str = "name, description, type, status, autonomy, framework, provider_id, model, fallbacks, instructions, temperature, max_output_tokens, max_context_tokens, tools, config, max_retries, timeout_seconds, max_steps, output_schema, tool_secrets, version, updated_at";
 
 fn insert_sql() -> String {
     format!(
         "INSERT INTO agents ({FIELDS}, org_id, id, created_by, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-            $18, $19, $20, $21, $22, $23, $24)
+            $18, $19, $20, $21, $22, $23, $24, $25, $26)
          RETURNING {COLS}"
     )
 }
@@ -453,7 +459,7 @@ fn update_sql() -> String {
         .map(|(i, f)| format!("{f} = ${}", i + 1))
         .collect();
     format!(
-        "UPDATE agents SET {} WHERE org_id = $21 AND id = $22 AND deleted_at IS NULL RETURNING {COLS}",
+        "UPDATE agents SET {} WHERE org_id = $23 AND id = $24 AND deleted_at IS NULL RETURNING {COLS}",
         sets.join(", ")
     )
 }

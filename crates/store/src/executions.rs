@@ -9,10 +9,10 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::macros::{bind_key, read, write};
+use crate::macros::{bind_key, follow_task, read, tx, write};
 use crate::{Db, KeySort, Page, PageRequest, Result, Store, StoreError};
 
-const COLS: &str = "id, org_id, agent_id, agent_version, task_id, conversation_id, status, input, output, error, attempt, model, provider_id, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, cost_micros, confidence, timeout_seconds, priority, run_after, lease_owner, lease_expires_at, created_by, created_at, updated_at, started_at, completed_at, duration_ms";
+pub(crate) const COLS: &str = "id, org_id, agent_id, agent_version, task_id, conversation_id, parent_execution_id, status, input, output, error, attempt, model, provider_id, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, cost_micros, confidence, timeout_seconds, priority, run_after, lease_owner, lease_expires_at, created_by, created_at, updated_at, started_at, completed_at, duration_ms";
 
 /// Statuses in which an execution is still in someone's hands.
 pub const ACTIVE: &str = "('running', 'awaiting_approval')";
@@ -25,6 +25,8 @@ pub struct Execution {
     pub agent_version: i32,
     pub task_id: Option<Uuid>,
     pub conversation_id: Option<Uuid>,
+    /// The execution whose `call_agent` tool started this one.
+    pub parent_execution_id: Option<Uuid>,
     pub status: String,
     pub input: Json<Value>,
     pub output: Option<Json<Value>>,
@@ -91,9 +93,48 @@ pub struct Step {
     pub started_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
     pub duration_ms: Option<i64>,
+    /// When an approval step stops waiting for an answer.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
-const STEP_COLS: &str = "id, execution_id, idx, kind, name, status, input, output, error, attempts, model, provider_id, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, cost_micros, started_at, completed_at, duration_ms";
+impl Step {
+    /// A step starting now at `idx`: no output, usage or cost yet.
+    pub fn started(
+        execution_id: Uuid,
+        idx: i32,
+        kind: &str,
+        name: &str,
+        status: &str,
+        input: Value,
+    ) -> Step {
+        let (id, now) = agentry_core::id::new_id_at();
+        Step {
+            id,
+            execution_id,
+            idx,
+            kind: kind.into(),
+            name: name.into(),
+            status: status.into(),
+            input: Json(input),
+            output: None,
+            error: None,
+            attempts: Json(Value::Array(vec![])),
+            model: None,
+            provider_id: None,
+            input_tokens: 0,
+            cached_input_tokens: 0,
+            output_tokens: 0,
+            reasoning_tokens: 0,
+            cost_micros: None,
+            started_at: now,
+            completed_at: None,
+            duration_ms: None,
+            expires_at: None,
+        }
+    }
+}
+
+pub(crate) const STEP_COLS: &str = "id, execution_id, idx, kind, name, status, input, output, error, attempts, model, provider_id, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, cost_micros, started_at, completed_at, duration_ms, expires_at";
 
 #[derive(Debug, Clone, Default)]
 pub struct ExecutionFilter {
@@ -114,6 +155,8 @@ pub struct Finish {
     pub provider_id: Option<Uuid>,
     pub tokens: Tokens,
     pub cost_micros: Option<i64>,
+    /// How sure the agent said it was (from a structured answer's `confidence`).
+    pub confidence: Option<f64>,
     pub now: DateTime<Utc>,
     pub duration_ms: Option<i64>,
 }
@@ -123,8 +166,10 @@ impl Store {
         write!(self, |c| sqlx::query_as(&format!(
             "INSERT INTO executions (id, org_id, agent_id, agent_version, task_id, conversation_id,
                 status, input, attempt, model, provider_id, timeout_seconds, priority, run_after,
-                created_by, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)
+                created_by, created_at, updated_at, parent_execution_id, lease_owner,
+                lease_expires_at, started_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16,
+                $17, $18, $19, $20)
              RETURNING {COLS}"
         ))
         .bind(e.id)
@@ -143,6 +188,10 @@ impl Store {
         .bind(e.run_after)
         .bind(e.created_by)
         .bind(e.created_at)
+        .bind(e.parent_execution_id)
+        .bind(&e.lease_owner)
+        .bind(e.lease_expires_at)
+        .bind(e.started_at)
         .fetch_one(c)
         .await)
         .map_err(StoreError::from_sqlx)
@@ -280,21 +329,27 @@ impl Store {
         now: DateTime<Utc>,
         max_attempts: i32,
     ) -> Result<(Vec<Execution>, Vec<Execution>)> {
-        let failed: Vec<Execution> = write!(self, |c| sqlx::query_as(&format!(
-            "UPDATE executions SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL,
-                error = $1, completed_at = $2, updated_at = $2
-             WHERE status IN {ACTIVE} AND lease_expires_at < $2 AND attempt >= $3
-             RETURNING {COLS}"
-        ))
-        .bind(Json(serde_json::json!({
-            "code": "abandoned",
-            "message": "the execution's worker stopped answering too many times",
-        })))
-        .bind(now)
-        .bind(max_attempts)
-        .fetch_all(c)
-        .await)
-        .map_err(StoreError::from_sqlx)?;
+        let failed: Vec<Execution> = tx!(self, |tx| {
+            let failed: Vec<Execution> = sqlx::query_as(&format!(
+                "UPDATE executions SET status = 'failed', lease_owner = NULL,
+                    lease_expires_at = NULL, error = $1, completed_at = $2, updated_at = $2
+                 WHERE status IN {ACTIVE} AND lease_expires_at < $2 AND attempt >= $3
+                 RETURNING {COLS}"
+            ))
+            .bind(Json(serde_json::json!({
+                "code": "abandoned",
+                "message": "the execution's worker stopped answering too many times",
+            })))
+            .bind(now)
+            .bind(max_attempts)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            for e in &failed {
+                follow_task!(tx, e);
+            }
+            failed
+        });
         let requeued = write!(self, |c| sqlx::query_as(&format!(
             "UPDATE executions SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
                 attempt = attempt + 1, run_after = $1, updated_at = $1
@@ -314,31 +369,39 @@ impl Store {
         owner: &str,
         f: &Finish,
     ) -> Result<Option<Execution>> {
-        write!(self, |c| sqlx::query_as(&format!(
-            "UPDATE executions SET status = $1, output = $2, error = $3, model = COALESCE($4, model),
-                provider_id = COALESCE($5, provider_id), input_tokens = $6,
-                cached_input_tokens = $7, output_tokens = $8, reasoning_tokens = $9,
-                cost_micros = $10, completed_at = $11, updated_at = $11,
-                duration_ms = $12, lease_owner = NULL, lease_expires_at = NULL
-             WHERE id = $13 AND lease_owner = $14 AND status IN {ACTIVE} RETURNING {COLS}"
-        ))
-        .bind(f.status)
-        .bind(f.output.as_ref().map(Json))
-        .bind(f.error.as_ref().map(Json))
-        .bind(&f.model)
-        .bind(f.provider_id)
-        .bind(f.tokens.input)
-        .bind(f.tokens.cached_input)
-        .bind(f.tokens.output)
-        .bind(f.tokens.reasoning)
-        .bind(f.cost_micros)
-        .bind(f.now)
-        .bind(f.duration_ms)
-        .bind(id)
-        .bind(owner)
-        .fetch_optional(c)
-        .await)
-        .map_err(StoreError::from_sqlx)
+        Ok(tx!(self, |tx| {
+            let done: Option<Execution> = sqlx::query_as(&format!(
+                "UPDATE executions SET status = $1, output = $2, error = $3,
+                    model = COALESCE($4, model), provider_id = COALESCE($5, provider_id),
+                    input_tokens = $6, cached_input_tokens = $7, output_tokens = $8,
+                    reasoning_tokens = $9, cost_micros = $10, completed_at = $11,
+                    updated_at = $11, duration_ms = $12, lease_owner = NULL,
+                    lease_expires_at = NULL, confidence = $15
+                 WHERE id = $13 AND lease_owner = $14 AND status IN {ACTIVE} RETURNING {COLS}"
+            ))
+            .bind(f.status)
+            .bind(f.output.as_ref().map(Json))
+            .bind(f.error.as_ref().map(Json))
+            .bind(&f.model)
+            .bind(f.provider_id)
+            .bind(f.tokens.input)
+            .bind(f.tokens.cached_input)
+            .bind(f.tokens.output)
+            .bind(f.tokens.reasoning)
+            .bind(f.cost_micros)
+            .bind(f.now)
+            .bind(f.duration_ms)
+            .bind(id)
+            .bind(owner)
+            .bind(f.confidence)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            if let Some(e) = &done {
+                follow_task!(tx, e);
+            }
+            done
+        }))
     }
 
     /// Sets `duration_ms` of an execution ended outside its worker (cancelled).
@@ -364,19 +427,26 @@ impl Store {
         error: &Value,
         now: DateTime<Utc>,
     ) -> Result<Option<(bool, Execution)>> {
-        let done: Option<Execution> = write!(self, |c| sqlx::query_as(&format!(
-            "UPDATE executions SET status = 'cancelled', error = $1, completed_at = $2,
-                updated_at = $2, lease_owner = NULL, lease_expires_at = NULL
-             WHERE org_id = $3 AND id = $4 AND status IN ('pending', 'running', 'awaiting_approval')
-             RETURNING {COLS}"
-        ))
-        .bind(Json(error))
-        .bind(now)
-        .bind(org_id)
-        .bind(id)
-        .fetch_optional(c)
-        .await)
-        .map_err(StoreError::from_sqlx)?;
+        let done: Option<Execution> = tx!(self, |tx| {
+            let done: Option<Execution> = sqlx::query_as(&format!(
+                "UPDATE executions SET status = 'cancelled', error = $1, completed_at = $2,
+                    updated_at = $2, lease_owner = NULL, lease_expires_at = NULL
+                 WHERE org_id = $3 AND id = $4
+                   AND status IN ('pending', 'running', 'awaiting_approval')
+                 RETURNING {COLS}"
+            ))
+            .bind(Json(error))
+            .bind(now)
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            if let Some(e) = &done {
+                follow_task!(tx, e);
+            }
+            done
+        });
         match done {
             Some(e) => Ok(Some((true, e))),
             None => Ok(self.execution(org_id, id).await?.map(|e| (false, e))),
@@ -422,10 +492,10 @@ impl Store {
     pub async fn start_step(&self, org_id: Uuid, s: &Step) -> Result<Step> {
         write!(self, |c| sqlx::query_as(&format!(
             "INSERT INTO execution_steps (id, org_id, execution_id, idx, kind, name, status, input,
-                attempts, model, provider_id, started_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                attempts, model, provider_id, started_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT (execution_id, idx) DO UPDATE SET status = $7, input = $8,
-                model = $10, provider_id = $11, started_at = $12
+                model = $10, provider_id = $11, started_at = $12, expires_at = $13
              RETURNING {STEP_COLS}"
         ))
         .bind(s.id)
@@ -440,6 +510,7 @@ impl Store {
         .bind(&s.model)
         .bind(s.provider_id)
         .bind(s.started_at)
+        .bind(s.expires_at)
         .fetch_one(c)
         .await)
         .map_err(StoreError::from_sqlx)

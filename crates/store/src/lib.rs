@@ -15,6 +15,7 @@ use sqlite_pool::SqlitePool;
 
 pub mod agents;
 pub mod api_keys;
+pub mod approvals;
 pub mod conversations;
 pub mod events;
 pub mod executions;

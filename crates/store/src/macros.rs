@@ -62,6 +62,26 @@ macro_rules! tx {
     };
 }
 
+/// Inside a transaction `$tx`, moves the task of the finished execution `$e` (if any) to the
+/// status that follows from the execution's, with its output.
+macro_rules! follow_task {
+    ($tx:ident, $e:expr) => {
+        if let Some(task_id) = $e.task_id {
+            sqlx::query($crate::tasks::FOLLOW_SQL)
+                .bind($crate::tasks::task_status_for(&$e.status))
+                .bind($e.output.as_ref())
+                .bind($e.updated_at)
+                .bind(true)
+                .bind($e.org_id)
+                .bind(task_id)
+                .bind($e.id)
+                .execute(&mut *$tx)
+                .await
+                .map_err($crate::StoreError::from_sqlx)?;
+        }
+    };
+}
+
 /// Binds the sort value of a [`crate::KeySort`] (a typed NULL on the first page).
 macro_rules! bind_key {
     ($q:expr, $sort:expr) => {
@@ -76,4 +96,4 @@ macro_rules! bind_key {
     };
 }
 
-pub(crate) use {bind_key, read, tx, write};
+pub(crate) use {bind_key, follow_task, read, tx, write};

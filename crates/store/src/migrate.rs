@@ -33,6 +33,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_live.sql"),
         postgres: include_str!("../migrations/postgres/0003_live.sql"),
     },
+    Migration {
+        version: 4,
+        name: "tools",
+        sqlite: include_str!("../migrations/sqlite/0004_tools.sql"),
+        postgres: include_str!("../migrations/postgres/0004_tools.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Agentry's migration lock.

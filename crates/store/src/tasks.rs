@@ -165,38 +165,48 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Makes a task follow its execution: `in_progress` when it starts, `completed` with the
-    /// output on success, `failed` on failure or timeout, `cancelled` when cancelled. Only the
-    /// task's latest execution moves it.
+    /// Makes a task follow its execution as it starts: `in_progress`. Its end is written with
+    /// the execution's own (see [`follow_task!`]), so a finished execution never shows beside
+    /// a task that has not caught up.
     pub async fn task_follow_execution(
         &self,
         org_id: Uuid,
         task_id: Uuid,
         execution_id: Uuid,
-        status: &str,
-        output: Option<&Value>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let finished = status != "in_progress";
-        write!(self, |c| sqlx::query(
-            "UPDATE tasks SET status = $1, output = COALESCE($2, output),
-                started_at = COALESCE(started_at, $3),
-                completed_at = CASE WHEN $4 THEN $3 ELSE NULL END, updated_at = $3
-             WHERE org_id = $5 AND id = $6 AND deleted_at IS NULL
-               AND NOT EXISTS (SELECT 1 FROM executions x WHERE x.org_id = $5 AND x.task_id = $6
-                               AND x.id > $7)"
-        )
-        .bind(status)
-        .bind(output.map(Json))
-        .bind(now)
-        .bind(finished)
-        .bind(org_id)
-        .bind(task_id)
-        .bind(execution_id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))
+        write!(self, |c| sqlx::query(FOLLOW_SQL)
+            .bind("in_progress")
+            .bind(None::<Json<&Value>>)
+            .bind(now)
+            .bind(false)
+            .bind(org_id)
+            .bind(task_id)
+            .bind(execution_id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
         .map_err(StoreError::from_sqlx)?;
         Ok(())
+    }
+}
+
+/// Moves a task to `$1` (output `$2` if given) at `$3`, finished when `$4`; only the task's
+/// latest execution (`$7`) moves it, and a start never undoes that execution's end.
+pub(crate) const FOLLOW_SQL: &str = "UPDATE tasks SET status = $1, output = COALESCE($2, output),
+        started_at = COALESCE(started_at, $3),
+        completed_at = CASE WHEN $4 THEN $3 ELSE NULL END, updated_at = $3
+     WHERE org_id = $5 AND id = $6 AND deleted_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM executions x WHERE x.org_id = $5 AND x.task_id = $6
+                       AND x.id > $7)
+       AND ($4 OR EXISTS (SELECT 1 FROM executions y WHERE y.id = $7
+                          AND y.status IN ('pending', 'running', 'awaiting_approval')))";
+
+/// What a task becomes when its execution ends with `status`.
+pub(crate) fn task_status_for(status: &str) -> &'static str {
+    match status {
+        "success" => "completed",
+        "cancelled" => "cancelled",
+        _ => "failed",
     }
 }

@@ -37,6 +37,8 @@ pub struct Setup {
     /// Run the runtime in the server (default); off for tests that drive the queue by hand.
     pub run_runtime: bool,
     pub provider_client: agentry_providers::ClientOptions,
+    /// Tool settings; tests allow loopback so tools can reach their local servers.
+    pub tools: agentry_services::ToolSettings,
 }
 
 impl Default for Setup {
@@ -61,6 +63,10 @@ impl Default for Setup {
             },
             run_runtime: true,
             provider_client: agentry_providers::ClientOptions::default(),
+            tools: agentry_services::ToolSettings {
+                egress: agentry_tools::Egress::parse("127.0.0.1").expect("egress"),
+                ..Default::default()
+            },
         }
     }
 }
@@ -169,6 +175,7 @@ impl TestApp {
         store.migrate().await.expect("migrate");
         let llm = agentry_providers::Client::new(setup.provider_client).expect("provider client");
         let services = Services::new(store.clone(), setup.auth, setup.mailer, &[9u8; 32], llm)
+            .and_then(|s| s.with_tools(setup.tools))
             .expect("services");
         let runtime = agentry_runtime::Runtime::new(services.clone(), setup.runtime.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -90,8 +90,12 @@ pub struct AgentRequest {
     pub max_retries: Option<i64>,
     /// 1 to 3600, default 300.
     pub timeout_seconds: Option<i64>,
-    /// 1 to 100, default 20.
+    /// 1 to 100, default 20: calls to the model in one execution.
     pub max_steps: Option<i64>,
+    /// A JSON Schema (type object) the answer must match (structured output); `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub output_schema: Option<Value>,
 }
 
 impl From<AgentRequest> for AgentInput {
@@ -115,6 +119,7 @@ impl From<AgentRequest> for AgentInput {
             max_retries: r.max_retries,
             timeout_seconds: r.timeout_seconds,
             max_steps: r.max_steps,
+            output_schema: r.output_schema,
         }
     }
 }

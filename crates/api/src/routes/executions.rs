@@ -31,6 +31,51 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_execution))
         .routes(routes!(execution_steps))
         .routes(routes!(execution_stream))
+        .routes(routes!(decide_approval))
+}
+
+/// An answer to a supervised agent's tool call.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRequest {
+    /// `true` runs the call; `false` tells the model it was refused.
+    pub approve: bool,
+    /// Why (told to the model on a refusal); at most 4000 characters.
+    pub comment: Option<String>,
+}
+
+/// The approval step as decided, and the execution (back to `pending` once every call of the
+/// turn is answered).
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ApprovalResponse {
+    pub step: StepView,
+    pub execution: ExecutionView,
+}
+
+#[utoipa::path(post, path = "/executions/{id}/approvals/{step_id}", tag = "executions",
+    params(("id" = String, Path), ("step_id" = String, Path)), request_body = ApprovalRequest,
+    responses((status = 200, body = ApprovalResponse), (status = 404, body = ErrorResponse),
+              (status = 409, description = "invalid_state: already answered or expired", body = ErrorResponse),
+              (status = 422, body = ErrorResponse)),
+    security(("bearer" = [])))]
+async fn decide_approval(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((id, step_id)): Path<(String, String)>,
+    JsonBytes(body): JsonBytes,
+) -> ApiResult<axum::Json<ApprovalResponse>> {
+    let ctx = p.org_ctx()?;
+    let id = path_id(&id, "execution")?;
+    let step_id = path_id(&step_id, "approval")?;
+    let r: ApprovalRequest = parse_json(&body)?;
+    let (step, e) = state
+        .services
+        .decide_approval(&ctx, id, step_id, r.approve, r.comment)
+        .await?;
+    Ok(axum::Json(ApprovalResponse {
+        step: step.into(),
+        execution: e.into(),
+    }))
 }
 
 pub const STATUSES: &[&str] = &[

@@ -15,6 +15,7 @@ mod resources;
 mod runtime;
 mod streams;
 mod tokens;
+mod tools;
 mod websocket;
 
 pub use agentry_testkit::{Backend, Resp, TestApp, User, both_backends};

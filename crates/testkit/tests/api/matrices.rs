@@ -64,7 +64,8 @@ fn write_rule(method: &str, path: &str) -> Option<Needs> {
             | "/api/v1/agents/{id}/test"
             | "/api/v1/tasks/{id}/assign"
             | "/api/v1/tasks/{id}/cancel"
-            | "/api/v1/executions/{id}/cancel",
+            | "/api/v1/executions/{id}/cancel"
+            | "/api/v1/executions/{id}/approvals/{step_id}",
         )
         | ("POST", "/api/v1/conversations" | "/api/v1/conversations/{id}/messages")
         | ("DELETE", "/api/v1/conversations/{id}")
@@ -255,6 +256,7 @@ fn body_for(method: &str, path: &str) -> Value {
         (_, "/api/v1/tasks/{id}") => json!({"priority": "high"}),
         ("POST", "/api/v1/tasks/{id}/assign") => json!({"agent_id": uuid::Uuid::now_v7()}),
         ("POST", "/api/v1/conversations/{id}/messages") => json!({"content": "hi"}),
+        ("POST", "/api/v1/executions/{id}/approvals/{step_id}") => json!({"approve": true}),
         ("PUT", "/api/v1/conversations/{id}/assign") => json!({"agent_id": uuid::Uuid::now_v7()}),
         _ => json!({}),
     }
@@ -353,6 +355,7 @@ both_backends!(role_matrix_covers_every_write_route, |app| {
                 let f = fixture(&app, &owner, &staff).await;
                 let concrete = path
                     .replace("{user_id}", &f.spare_member)
+                    .replace("{step_id}", &uuid::Uuid::now_v7().to_string())
                     .replace("{invitation_id}", &f.invitation)
                     .replace("/api-keys/{id}", &format!("/api-keys/{}", f.key_id))
                     .replace("/providers/{id}", &format!("/providers/{}", f.provider))
@@ -426,7 +429,10 @@ fn isolation_path(path: &str, a: &OrgA) -> Option<Option<String>> {
             Some(p.replace("{id}", &a.res.agent).replace("{n}", "1"))
         }
         p if p.starts_with("/api/v1/tasks/{id}") => Some(p.replace("{id}", &a.res.task)),
-        p if p.starts_with("/api/v1/executions/{id}") => Some(p.replace("{id}", &a.res.execution)),
+        p if p.starts_with("/api/v1/executions/{id}") => Some(
+            p.replace("{id}", &a.res.execution)
+                .replace("{step_id}", &uuid::Uuid::now_v7().to_string()),
+        ),
         p if p.starts_with("/api/v1/conversations/{id}") => {
             Some(p.replace("{id}", &a.res.conversation))
         }
