@@ -152,6 +152,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict { code, message } => {
                 ApiError::new(StatusCode::CONFLICT, code, message)
             }
+            ServiceError::Upstream { code, message } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, code, message)
+            }
             ServiceError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
                 ApiError::internal()

@@ -5,9 +5,10 @@ use agentry_core::id::new_id;
 use agentry_providers::{ToolCall, ToolSpec};
 use agentry_services::tool_decls::ToolSecrets;
 use agentry_store::{Agent, Execution, Json, Step, Tokens};
-use agentry_tools::{HttpCall, ToolError};
+use agentry_tools::{HttpCall, McpTarget, ToolError};
 use chrono::Utc;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::Runtime;
@@ -24,11 +25,19 @@ enum Kind {
         url: String,
         headers: Vec<(String, String)>,
     },
+    /// A tool of an MCP server, by its name there.
+    Mcp {
+        server: Arc<McpTarget>,
+        tool: String,
+    },
 }
 
 struct Tool {
     spec: ToolSpec,
     kind: Kind,
+    /// Whether arguments are checked against the schema here (an MCP server's schema may use
+    /// what this checker does not know; the server checks those itself).
+    check_args: bool,
 }
 
 /// The agent's tools, ready to call.
@@ -94,6 +103,7 @@ fn builtin(name: &str, agents: &str) -> Option<Tool> {
             input_schema: schema,
         },
         kind,
+        check_args: true,
     })
 }
 
@@ -151,9 +161,10 @@ impl Toolset {
                             url: d["url"].as_str().unwrap_or_default().into(),
                             headers,
                         },
+                        check_args: true,
                     });
                 }
-                // MCP servers' tools are not wired into the loop yet.
+                Some("mcp") => rt.mcp_tools(e, d, &mut tools).await?,
                 _ => {}
             }
         }
@@ -175,6 +186,100 @@ impl Toolset {
         } else {
             n.join(", ")
         }
+    }
+}
+
+impl Runtime {
+    /// The tools of one `{"type": "mcp"}` declaration, asked of the server now. A server that
+    /// is gone or cannot be reached is logged; its chosen tools (if any were named) stay in the
+    /// list, so the model's calls to them come back as clear errors rather than unknown tools.
+    async fn mcp_tools(
+        &self,
+        e: &Execution,
+        d: &Value,
+        tools: &mut Vec<Tool>,
+    ) -> Result<(), Failure> {
+        let Some(id) = d["server_id"].as_str().and_then(|s| s.parse::<Uuid>().ok()) else {
+            return Ok(());
+        };
+        let chosen: Option<Vec<&str>> = d["tools"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect());
+        let Some(m) = self
+            .services
+            .store
+            .mcp_server(e.org_id, id)
+            .await
+            .map_err(Failure::internal)?
+        else {
+            self.log(
+                e,
+                "warning",
+                &format!("MCP server {id} no longer exists; its tools are left out"),
+            )
+            .await;
+            return Ok(());
+        };
+        let server = Arc::new(self.services.mcp_target(&m).map_err(Failure::internal)?);
+        let offered = match self.services.mcp.list_tools(&server).await {
+            Ok(list) => list,
+            Err(err) => {
+                self.log(
+                    e,
+                    "warning",
+                    &format!("listing the tools of MCP server {}: {err}", m.name),
+                )
+                .await;
+                for name in chosen.into_iter().flatten() {
+                    tools.push(Tool {
+                        spec: ToolSpec {
+                            name: name.into(),
+                            description: format!("A tool of MCP server {}.", m.name),
+                            input_schema: json!({"type": "object"}),
+                        },
+                        kind: Kind::Mcp {
+                            server: server.clone(),
+                            tool: name.into(),
+                        },
+                        check_args: false,
+                    });
+                }
+                return Ok(());
+            }
+        };
+        for t in offered {
+            if chosen
+                .as_ref()
+                .is_some_and(|c| !c.contains(&t.name.as_str()))
+            {
+                continue;
+            }
+            if !agentry_services::tool_decls::valid_tool_name(&t.name)
+                || tools.iter().any(|x| x.spec.name == t.name)
+            {
+                self.log(
+                    e,
+                    "warning",
+                    &format!("MCP server {}: tool {:?} left out (its name is not usable or already taken)", m.name, t.name),
+                )
+                .await;
+                continue;
+            }
+            let check_args = agentry_core::schema::check(&t.input_schema).is_ok();
+            tools.push(Tool {
+                spec: ToolSpec {
+                    name: t.name.clone(),
+                    description: t.description,
+                    input_schema: t.input_schema,
+                },
+                kind: Kind::Mcp {
+                    server: server.clone(),
+                    tool: t.name,
+                },
+                check_args,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -305,7 +410,10 @@ impl Runtime {
                 "the arguments are not a JSON object",
             )));
         }
-        if let Err(why) = agentry_core::schema::validate(&tool.spec.input_schema, &call.arguments) {
+        if tool.check_args
+            && let Err(why) =
+                agentry_core::schema::validate(&tool.spec.input_schema, &call.arguments)
+        {
             return ToolRun::plain(Err(ToolError::invalid(format!(
                 "the arguments do not match the tool's schema: {why}"
             ))));
@@ -371,6 +479,12 @@ impl Runtime {
                 };
                 ToolRun::plain(self.services.http.send(&req).await)
             }
+            Kind::Mcp { server, tool } => ToolRun::plain(
+                self.services
+                    .mcp
+                    .call_tool(server, tool, args.clone())
+                    .await,
+            ),
             Kind::CallAgent => match child {
                 Some(c) => self.call_agent(e, args, c).await,
                 None => ToolRun::plain(Err(ToolError::new("internal", "no child id"))),

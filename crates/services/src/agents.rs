@@ -237,6 +237,16 @@ impl Services {
             let old = self.open_tool_secrets(a.tool_secrets.as_deref())?;
             match crate::tool_decls::prepare(&v, &old) {
                 Ok((tools, secrets)) => {
+                    for (n, d) in tools.as_array().into_iter().flatten().enumerate() {
+                        if let Some(id) = d["server_id"].as_str().and_then(|s| s.parse().ok())
+                            && self.store.mcp_server(ctx.org_id, id).await?.is_none()
+                        {
+                            errors.add(
+                                "tools",
+                                format!("tools[{n}]: no MCP server {id} in this organization"),
+                            );
+                        }
+                    }
                     a.tools = Json(tools);
                     a.tool_secrets = self.seal_tool_secrets(&secrets)?;
                 }

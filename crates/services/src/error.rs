@@ -24,6 +24,9 @@ pub enum ServiceError {
         code: &'static str,
         message: &'static str,
     },
+    /// A server this one called on the client's behalf (an MCP server) failed: `502`.
+    #[error("{message}")]
+    Upstream { code: &'static str, message: String },
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -15,6 +15,7 @@ pub mod events;
 pub mod executions;
 pub mod live;
 pub mod mail;
+pub mod mcp_servers;
 pub mod members;
 pub mod orgs;
 pub mod passwords;
@@ -121,6 +122,8 @@ pub struct Services {
     pub tools: Arc<ToolSettings>,
     /// Outbound HTTP for tools, behind the egress policy.
     pub http: agentry_tools::HttpClient,
+    /// The MCP client, behind the same policy.
+    pub mcp: agentry_tools::McpClient,
 }
 
 impl Services {
@@ -142,18 +145,25 @@ impl Services {
             instance: agentry_core::id::new_id(),
             tools: Arc::new(ToolSettings::default()),
             http: Self::tool_client(&ToolSettings::default())?,
+            mcp: Self::mcp_client(&ToolSettings::default())?,
         })
     }
 
     /// Applies the operator's tool settings.
     pub fn with_tools(mut self, t: ToolSettings) -> ServiceResult<Services> {
         self.http = Self::tool_client(&t)?;
+        self.mcp = Self::mcp_client(&t)?;
         self.tools = Arc::new(t);
         Ok(self)
     }
 
     fn tool_client(t: &ToolSettings) -> ServiceResult<agentry_tools::HttpClient> {
         agentry_tools::HttpClient::new(Arc::new(t.egress.clone()), t.http)
+            .map_err(ServiceError::Internal)
+    }
+
+    fn mcp_client(t: &ToolSettings) -> ServiceResult<agentry_tools::McpClient> {
+        agentry_tools::McpClient::new(Arc::new(t.egress.clone()), t.mcp_stdio)
             .map_err(ServiceError::Internal)
     }
 }

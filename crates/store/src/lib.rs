@@ -20,6 +20,7 @@ pub mod conversations;
 pub mod events;
 pub mod executions;
 pub mod idempotency;
+pub mod mcp_servers;
 pub mod migrate;
 pub mod models;
 pub mod orgs;
@@ -39,6 +40,7 @@ pub use agents::{Agent, AgentFilter, AgentLog, AgentStats, AgentVersion, LogFilt
 pub use conversations::{Conversation, ConversationFilter, Message};
 pub use executions::{Execution, ExecutionFilter, Finish, Step, Tokens};
 pub use idempotency::IdempotentResponse;
+pub use mcp_servers::McpServer;
 pub use models::*;
 pub use providers::Provider;
 pub use sqlx::types::Json;

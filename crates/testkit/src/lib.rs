@@ -5,6 +5,7 @@
 //! PostgreSQL is reached at `AGENTRY_TEST_POSTGRES`. When that is unset the PostgreSQL half of
 //! each test prints a notice and passes, except under `CI=true`, where it fails loudly.
 
+pub mod mcp;
 pub mod mock;
 pub mod sse;
 pub mod ws;

@@ -51,34 +51,41 @@ pub struct HttpClient {
 /// A refusal raised inside the resolver or the redirect policy, found again in the error chain.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-struct Refused(String);
+pub(crate) struct Refused(pub(crate) String);
 
 struct GuardedResolver {
     egress: Arc<Egress>,
+}
+
+/// Resolves `host` and keeps the addresses the egress policy allows; none left is a refusal.
+pub(crate) async fn resolve_allowed(
+    egress: &Egress,
+    host: &str,
+) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    let found: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+    let mut refusal = None;
+    let allowed: Vec<SocketAddr> = found
+        .into_iter()
+        .filter(|a| match egress.check(host, a.ip()) {
+            Ok(()) => true,
+            Err(why) => {
+                refusal.get_or_insert(why);
+                false
+            }
+        })
+        .collect();
+    if allowed.is_empty() {
+        let why = refusal.unwrap_or_else(|| format!("{host} did not resolve"));
+        return Err(Box::new(Refused(why)));
+    }
+    Ok(allowed)
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let egress = self.egress.clone();
         Box::pin(async move {
-            let host = name.as_str().to_string();
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let mut refusal = None;
-            let allowed: Vec<SocketAddr> = found
-                .into_iter()
-                .filter(|a| match egress.check(&host, a.ip()) {
-                    Ok(()) => true,
-                    Err(why) => {
-                        refusal.get_or_insert(why);
-                        false
-                    }
-                })
-                .collect();
-            if allowed.is_empty() {
-                let why = refusal.unwrap_or_else(|| format!("{host} did not resolve"));
-                return Err(Box::new(Refused(why)) as Box<dyn std::error::Error + Send + Sync>);
-            }
+            let allowed = resolve_allowed(&egress, name.as_str()).await?;
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
     }
@@ -130,11 +137,6 @@ impl HttpClient {
 
     pub fn egress(&self) -> &Egress {
         &self.egress
-    }
-
-    /// The underlying client, for protocols built on it (MCP over Streamable HTTP).
-    pub fn raw(&self) -> &reqwest::Client {
-        &self.http
     }
 
     /// Makes the request; the result is `{status, headers, body, truncated}` (a text body, or

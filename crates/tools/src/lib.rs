@@ -1,11 +1,14 @@
 //! What Agentry's tools reach out with: an HTTP client that refuses internal addresses after
-//! DNS ([`HttpClient`], [`Egress`]).
+//! DNS ([`HttpClient`], [`Egress`]), and an MCP client ([`McpClient`]) that goes out the same way.
 
 mod egress;
 mod http;
+mod mcp;
 
 pub use egress::Egress;
 pub use http::{HttpCall, HttpClient, HttpLimits, check_url};
+pub use mcp::{McpClient, McpTarget, McpTool, McpTransport};
+pub use reqwest::Url;
 
 /// A tool call that did not work. It goes back to the model as the call's result; the
 /// execution goes on.

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod conversations;
 pub mod events;
 pub mod executions;
+pub mod mcp_servers;
 pub mod members;
 pub mod orgs;
 pub mod providers;
@@ -35,6 +36,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(events::router())
         .merge(admin::router())
         .merge(providers::router())
+        .merge(mcp_servers::router())
         .merge(agents::router())
         .merge(tasks::router())
         .merge(executions::router())

@@ -9,6 +9,7 @@ mod identity;
 mod keys;
 mod lists;
 mod matrices;
+mod mcp;
 mod orgs;
 mod ratelimit;
 mod resources;

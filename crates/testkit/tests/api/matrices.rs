@@ -53,7 +53,9 @@ fn write_rule(method: &str, path: &str) -> Option<Needs> {
         ("PATCH" | "PUT", "/api/v1/admin/users/{id}") => PlatformAdmin,
         ("POST", "/api/v1/providers")
         | ("PATCH" | "PUT" | "DELETE", "/api/v1/providers/{id}")
-        | ("POST", "/api/v1/providers/{id}/test") => Role("admin"),
+        | ("POST", "/api/v1/providers/{id}/test")
+        | ("POST", "/api/v1/mcp-servers")
+        | ("PATCH" | "PUT" | "DELETE", "/api/v1/mcp-servers/{id}") => Role("admin"),
         ("POST", "/api/v1/agents" | "/api/v1/tasks" | "/api/v1/executions")
         | ("PATCH" | "PUT" | "DELETE", "/api/v1/agents/{id}" | "/api/v1/tasks/{id}")
         | (
@@ -88,6 +90,7 @@ struct Fixture {
     org: String,
     /// A provider, agent, task and execution of the org, by the `{id}` of their routes.
     provider: String,
+    mcp_server: String,
     agent: String,
     task: String,
     execution: String,
@@ -166,6 +169,7 @@ async fn fixture(app: &TestApp, owner: &User, staff: &[User; 3]) -> Fixture {
     let res = resources(app, &owner.token, &org).await;
     Fixture {
         provider: res.provider,
+        mcp_server: res.mcp_server,
         agent: res.agent,
         task: res.task,
         execution: res.execution,
@@ -182,6 +186,7 @@ async fn fixture(app: &TestApp, owner: &User, staff: &[User; 3]) -> Fixture {
 /// One of each runtime resource in `org`, made by `token`.
 struct Resources {
     provider: String,
+    mcp_server: String,
     agent: String,
     task: String,
     execution: String,
@@ -201,6 +206,13 @@ async fn resources(app: &TestApp, token: &str, org: &str) -> Resources {
         "POST",
         "/providers".into(),
         json!({"name": format!("p{}", uuid::Uuid::now_v7().simple()), "kind": "echo", "default_model": "echo"}),
+    )
+    .await;
+    let mcp_server = call(
+        "POST",
+        "/mcp-servers".into(),
+        json!({"name": format!("m{}", uuid::Uuid::now_v7().simple()), "transport": "streamable_http",
+               "url": "http://127.0.0.1:9/mcp"}),
     )
     .await;
     let agent = call(
@@ -224,6 +236,7 @@ async fn resources(app: &TestApp, token: &str, org: &str) -> Resources {
     .await;
     Resources {
         provider,
+        mcp_server,
         agent,
         task,
         execution,
@@ -249,6 +262,11 @@ fn body_for(method: &str, path: &str) -> Value {
             json!({"name": format!("p{}", uuid::Uuid::now_v7().simple()), "kind": "echo"})
         }
         (_, "/api/v1/providers/{id}") => json!({"default_model": "echo"}),
+        ("POST", "/api/v1/mcp-servers") => {
+            json!({"name": format!("m{}", uuid::Uuid::now_v7().simple()), "transport": "streamable_http",
+                   "url": "http://127.0.0.1:9/mcp"})
+        }
+        (_, "/api/v1/mcp-servers/{id}") => json!({"timeout_seconds": 20}),
         ("POST", "/api/v1/agents") => json!({"name": "made"}),
         (_, "/api/v1/agents/{id}") => json!({"description": "changed"}),
         ("POST", "/api/v1/agents/{id}/test") => json!({"input": "hi"}),
@@ -359,6 +377,10 @@ both_backends!(role_matrix_covers_every_write_route, |app| {
                     .replace("{invitation_id}", &f.invitation)
                     .replace("/api-keys/{id}", &format!("/api-keys/{}", f.key_id))
                     .replace("/providers/{id}", &format!("/providers/{}", f.provider))
+                    .replace(
+                        "/mcp-servers/{id}",
+                        &format!("/mcp-servers/{}", f.mcp_server),
+                    )
                     .replace("/agents/{id}", &format!("/agents/{}", f.agent))
                     .replace("/tasks/{id}", &format!("/tasks/{}", f.task))
                     .replace("/executions/{id}", &format!("/executions/{}", f.execution))
@@ -425,6 +447,9 @@ fn isolation_path(path: &str, a: &OrgA) -> Option<Option<String>> {
         }
         "/api/v1/events/{id}" => Some(path.replace("{id}", &a.event)),
         p if p.starts_with("/api/v1/providers/{id}") => Some(p.replace("{id}", &a.res.provider)),
+        p if p.starts_with("/api/v1/mcp-servers/{id}") => {
+            Some(p.replace("{id}", &a.res.mcp_server))
+        }
         p if p.starts_with("/api/v1/agents/{id}") => {
             Some(p.replace("{id}", &a.res.agent).replace("{n}", "1"))
         }
@@ -528,6 +553,7 @@ both_backends!(tenant_isolation_matrix, |app| {
         "/api-keys",
         "/orgs",
         "/providers",
+        "/mcp-servers",
         "/agents",
         "/tasks",
         "/executions",
@@ -539,6 +565,7 @@ both_backends!(tenant_isolation_matrix, |app| {
             &org_a.org,
             &org_a.key,
             &org_a.res.provider,
+            &org_a.res.mcp_server,
             &org_a.res.agent,
             &org_a.res.task,
             &org_a.res.execution,
@@ -555,6 +582,12 @@ both_backends!(tenant_isolation_matrix, |app| {
             "/executions".to_string(),
             json!({"agent_id": org_a.res.agent, "input": "x"}),
             "agent_id",
+        ),
+        (
+            "PATCH",
+            format!("/agents/{}", b_res.agent),
+            json!({"tools": [{"type": "mcp", "server_id": org_a.res.mcp_server}]}),
+            "tools",
         ),
         (
             "POST",
