@@ -8,6 +8,7 @@
 pub mod mcp;
 pub mod mock;
 pub mod sse;
+pub mod tool_server;
 pub mod ws;
 
 use std::net::SocketAddr;

@@ -39,6 +39,7 @@ impl Server {
             .env("AGENTRY_LISTEN", format!("127.0.0.1:{port}"))
             .env("AGENTRY_LEASE_SECONDS", "2")
             .env("AGENTRY_MASTER_KEY", "11".repeat(32))
+            .env("AGENTRY_EGRESS_ALLOW", "127.0.0.1")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
