@@ -14,6 +14,7 @@ mod orgs;
 mod ratelimit;
 mod resources;
 mod runtime;
+mod scenario;
 mod streams;
 mod tokens;
 mod tools;
