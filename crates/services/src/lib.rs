@@ -162,6 +162,31 @@ impl Services {
             .map_err(ServiceError::Internal)
     }
 
+    /// Seals `value` as JSON; `None` when it is `empty`.
+    pub(crate) fn seal_json<T: serde::Serialize>(
+        &self,
+        value: &T,
+        empty: bool,
+    ) -> ServiceResult<Option<Vec<u8>>> {
+        if empty {
+            return Ok(None);
+        }
+        let plain = serde_json::to_vec(value).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        Ok(Some(self.sealer.seal(&plain)?))
+    }
+
+    /// Opens what [`Services::seal_json`] sealed; the default when nothing was.
+    pub(crate) fn open_json<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        sealed: Option<&[u8]>,
+    ) -> ServiceResult<T> {
+        match sealed {
+            None => Ok(T::default()),
+            Some(b) => serde_json::from_slice(&self.sealer.open(b)?)
+                .map_err(|e| ServiceError::Internal(format!("stored secret: {e}"))),
+        }
+    }
+
     fn mcp_client(t: &ToolSettings) -> ServiceResult<agentry_tools::McpClient> {
         agentry_tools::McpClient::new(Arc::new(t.egress.clone()), t.mcp_stdio)
             .map_err(ServiceError::Internal)

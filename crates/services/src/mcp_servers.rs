@@ -237,22 +237,12 @@ impl Services {
         errors.into_result()?;
         m.header_names = Json(secret.headers.keys().cloned().collect());
         m.env_names = Json(secret.env.keys().cloned().collect());
-        m.secret = if secret.headers.is_empty() && secret.env.is_empty() {
-            None
-        } else {
-            let plain =
-                serde_json::to_vec(&secret).map_err(|e| ServiceError::Internal(e.to_string()))?;
-            Some(self.sealer.seal(&plain)?)
-        };
+        m.secret = self.seal_json(&secret, secret.headers.is_empty() && secret.env.is_empty())?;
         Ok(())
     }
 
     fn open_mcp_secret(&self, m: &McpServer) -> ServiceResult<Secret> {
-        match &m.secret {
-            None => Ok(Secret::default()),
-            Some(sealed) => serde_json::from_slice(&self.sealer.open(sealed)?)
-                .map_err(|e| ServiceError::Internal(format!("stored secret: {e}"))),
-        }
+        self.open_json(m.secret.as_deref())
     }
 
     /// How to reach a server, with its secrets in the clear (for the runtime only).

@@ -220,22 +220,15 @@ impl Services {
         errors.into_result()?;
         p.has_api_key = secret.api_key.is_some();
         p.header_names = Json(secret.headers.keys().cloned().collect());
-        p.secret = if secret.api_key.is_none() && secret.headers.is_empty() {
-            None
-        } else {
-            let plain =
-                serde_json::to_vec(&secret).map_err(|e| ServiceError::Internal(e.to_string()))?;
-            Some(self.sealer.seal(&plain)?)
-        };
+        p.secret = self.seal_json(
+            &secret,
+            secret.api_key.is_none() && secret.headers.is_empty(),
+        )?;
         Ok(())
     }
 
     fn open_secret(&self, p: &Provider) -> ServiceResult<Secret> {
-        match &p.secret {
-            None => Ok(Secret::default()),
-            Some(sealed) => serde_json::from_slice(&self.sealer.open(sealed)?)
-                .map_err(|e| ServiceError::Internal(format!("stored secret: {e}"))),
-        }
+        self.open_json(p.secret.as_deref())
     }
 
     /// How to call a provider, with its credentials in the clear (for the runtime only).

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::{ServiceError, ServiceResult, Services};
+use crate::{ServiceResult, Services};
 
 pub const BUILTINS: &[&str] = &["http_request", "current_time", "call_agent"];
 pub const HTTP_METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
@@ -222,20 +222,12 @@ fn reqwest_url_ok(s: &str) -> bool {
 impl Services {
     /// The agent's sealed tool secrets, opened.
     pub fn open_tool_secrets(&self, sealed: Option<&[u8]>) -> ServiceResult<ToolSecrets> {
-        let Some(b) = sealed else {
-            return Ok(ToolSecrets::new());
-        };
-        let plain = self.sealer.open(b)?;
-        serde_json::from_slice(&plain).map_err(|e| ServiceError::Internal(e.to_string()))
+        self.open_json(sealed)
     }
 
     /// Seals tool secrets (`None` when there are none).
     pub fn seal_tool_secrets(&self, s: &ToolSecrets) -> ServiceResult<Option<Vec<u8>>> {
-        if s.is_empty() {
-            return Ok(None);
-        }
-        let plain = serde_json::to_vec(s).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        Ok(Some(self.sealer.seal(&plain)?))
+        self.seal_json(s, s.is_empty())
     }
 }
 

@@ -58,6 +58,11 @@ pub struct McpTool {
 
 /// The most text a tool result keeps (the rest is cut, and the result says so).
 const MAX_RESULT_BYTES: usize = 256 * 1024;
+/// The most tools taken from one server, and the most of each tool's description and schema
+/// (a larger schema is replaced by `{"type": "object"}`; the server still checks arguments).
+const MAX_TOOLS: usize = 256;
+const MAX_DESCRIPTION: usize = 4096;
+const MAX_SCHEMA_BYTES: usize = 64 * 1024;
 
 /// The MCP client. Cheap to clone.
 #[derive(Clone)]
@@ -132,12 +137,28 @@ impl McpClient {
                 Ok(tools)
             })
             .await?;
+        // What a server says goes into prompts: keep it bounded.
         Ok(tools
             .into_iter()
-            .map(|t| McpTool {
-                name: t.name.into_owned(),
-                description: t.description.map(|d| d.into_owned()).unwrap_or_default(),
-                input_schema: Value::Object((*t.input_schema).clone()),
+            .take(MAX_TOOLS)
+            .map(|t| {
+                let mut description = t.description.map(|d| d.into_owned()).unwrap_or_default();
+                if description.len() > MAX_DESCRIPTION {
+                    let mut end = MAX_DESCRIPTION;
+                    while !description.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    description.truncate(end);
+                }
+                let mut input_schema = Value::Object((*t.input_schema).clone());
+                if input_schema.to_string().len() > MAX_SCHEMA_BYTES {
+                    input_schema = json!({"type": "object"});
+                }
+                McpTool {
+                    name: t.name.into_owned(),
+                    description,
+                    input_schema,
+                }
             })
             .collect())
     }
@@ -334,12 +355,5 @@ fn service_error(target: &McpTarget, e: ServiceError) -> ToolError {
             format!("MCP server {} did not answer in time", target.name),
         ),
         other => unavailable(target, &other),
-    }
-}
-
-impl McpTool {
-    /// The tool as JSON (`GET /mcp-servers/{id}/tools`).
-    pub fn to_json(&self) -> Value {
-        json!({"name": self.name, "description": self.description, "input_schema": self.input_schema})
     }
 }
