@@ -6,7 +6,7 @@ use std::time::Instant;
 use agentry_services::tokens;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -72,6 +72,11 @@ pub async fn finalize(State(state): State<AppState>, mut req: Request, next: Nex
     );
     if path.starts_with("/api/") {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    // A body refused for its size was not read to the end: the connection cannot carry another
+    // request, so say so rather than let the client reuse it and fail.
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
 
     let elapsed = started.elapsed();

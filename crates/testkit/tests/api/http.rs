@@ -44,6 +44,8 @@ both_backends!(errors_have_one_shape, |app| {
         .unwrap();
     let r = Resp::read(res).await;
     assert_eq!((r.status, r.code()), (413, "payload_too_large"));
+    // The rest of that body was never read: the connection is not reused.
+    assert_eq!(r.header("connection"), Some("close"));
 
     let r = app
         .call("POST", "/auth/login", None, Some(json!([1, 2])))
