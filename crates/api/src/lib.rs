@@ -75,7 +75,72 @@ pub fn api() -> (Router<AppState>, OpenApiDoc) {
         .nest("/api/v1", routes::api_router())
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    document_common_errors(&mut doc);
     (router, doc)
+}
+
+/// Adds to every operation the errors any route of its kind can answer, where the route does
+/// not already document them: `401` (credentials missing, invalid or expired) for secured
+/// routes, `429` (rate limits) everywhere, `400`/`413`/`415`/`422` for routes that take a body,
+/// `404` for routes that name a resource, `422` for routes with query parameters.
+fn document_common_errors(doc: &mut OpenApiDoc) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorResponse")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for op in ops.into_iter().flatten() {
+            let mut add = vec![("429", "rate_limited: too many requests; see Retry-After")];
+            if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                add.push((
+                    "401",
+                    "unauthorized or token_expired: credentials missing, invalid or expired",
+                ));
+            }
+            if op.request_body.is_some() {
+                add.push(("400", "invalid_json: the body is not JSON"));
+                add.push(("413", "payload_too_large"));
+                add.push(("415", "unsupported_media_type: send application/json"));
+                add.push(("422", "validation_failed: fields that are wrong, by name"));
+            }
+            if path.contains('{') {
+                add.push(("404", "not_found: no such resource in this organization"));
+            }
+            if op
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| p.parameter_in == ParameterIn::Query)
+            {
+                add.push((
+                    "422",
+                    "validation_failed: query parameters that are wrong, by name",
+                ));
+            }
+            for (status, description) in add {
+                op.responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| error(description).into());
+            }
+        }
+    }
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

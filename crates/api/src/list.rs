@@ -14,10 +14,12 @@ use crate::views::ListResponse;
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// 1 to 200, default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     /// From the previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// `created_at` (oldest first) or `-created_at` (newest first).
+    #[param(pattern = "^-?created_at$")]
     pub sort: Option<String>,
 }
 

@@ -159,9 +159,11 @@ pub struct AgentQuery {
     pub kind: Option<String>,
     /// Words in the name or description (case-insensitive).
     pub q: Option<String>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     pub cursor: Option<String>,
     /// `created_at` (default), `name` or `updated_at`; `-` in front for descending.
+    #[param(pattern = "^-?(created_at|name|updated_at)$")]
     pub sort: Option<String>,
 }
 
@@ -381,9 +383,11 @@ pub struct LogQuery {
     pub level: Option<String>,
     /// Lines at or after this time.
     pub since: Option<DateTime<Utc>>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     pub cursor: Option<String>,
     /// `created_at` or `-created_at` (the default: newest first).
+    #[param(pattern = "^-?created_at$")]
     pub sort: Option<String>,
 }
 

@@ -76,9 +76,11 @@ pub struct ConversationQuery {
     /// `open` or `closed`.
     pub status: Option<String>,
     /// 1 to 200, default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     pub cursor: Option<String>,
     /// `created_at` or `-created_at` (default, newest first).
+    #[param(pattern = "^-?created_at$")]
     pub sort: Option<String>,
 }
 
@@ -193,6 +195,7 @@ pub struct MessageQuery {
     /// Messages after this message id (oldest first).
     pub after: Option<Uuid>,
     /// 1 to 200, default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
 }
 

@@ -42,9 +42,11 @@ pub struct EventQuery {
     pub since: Option<DateTime<Utc>>,
     /// Events before this time.
     pub until: Option<DateTime<Utc>>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     pub cursor: Option<String>,
     /// `created_at` or `-created_at` (the default: newest first).
+    #[param(pattern = "^-?created_at$")]
     pub sort: Option<String>,
 }
 

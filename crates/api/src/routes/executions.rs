@@ -211,10 +211,12 @@ pub struct ExecutionQuery {
     pub since: Option<DateTime<Utc>>,
     /// Created before this time.
     pub until: Option<DateTime<Utc>>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     pub cursor: Option<String>,
     /// `created_at`, `duration_ms` or `cost_micros` (unknown values first); `-` in front for
     /// descending. Default `-created_at` (newest first).
+    #[param(pattern = "^-?(created_at|duration_ms|cost_micros)$")]
     pub sort: Option<String>,
 }
 

@@ -105,10 +105,12 @@ pub struct TaskQuery {
     /// `low`, `medium`, `high` or `critical`.
     pub priority: Option<String>,
     pub agent_id: Option<Uuid>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     pub cursor: Option<String>,
     /// `created_at` (default), `priority` (low first) or `due_at` (soonest first, undated
     /// last); `-` in front for descending.
+    #[param(pattern = "^-?(created_at|priority|due_at)$")]
     pub sort: Option<String>,
 }
 
