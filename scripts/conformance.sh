@@ -40,6 +40,6 @@ st run "$base/openapi.json" \
   --exclude-checks ignored_auth \
   --max-examples "$examples" \
   --workers 2 \
-  --exclude-path-regex '/auth/(logout|sessions)' \
+  --exclude-path-regex '/auth/(logout|sessions)|/ws$' \
   --suppress-health-check all \
   "${@:3}"

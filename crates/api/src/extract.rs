@@ -84,9 +84,12 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
         if empty {
             return Ok(OptionalJson(T::default()));
         }
-        Json::<T>::from_request(req, state)
-            .await
-            .map(|Json(t)| OptionalJson(t))
+        // A body of `null` is no body too.
+        let JsonBytes(bytes) = JsonBytes::from_request(req, state).await?;
+        if bytes.trim_ascii() == b"null" {
+            return Ok(OptionalJson(T::default()));
+        }
+        parse_json(&bytes).map(OptionalJson)
     }
 }
 
@@ -124,6 +127,22 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the request body must be a JSON object",
         )
         .with_details(serde_json::json!({"fields": {"body": ["must be a JSON object"]}})));
+    }
+    // A whole number written as `605.0` is still the integer JSON Schema calls it; the
+    // request's own fields take it (nested values, which may be the caller's data, stay as
+    // they were sent).
+    let mut value = value;
+    if let Some(fields) = value.as_object_mut() {
+        for v in fields.values_mut() {
+            if let Some(f) = v.as_f64()
+                && !v.is_i64()
+                && !v.is_u64()
+                && f.fract() == 0.0
+                && f.abs() < 9.0e15
+            {
+                *v = serde_json::Value::from(f as i64);
+            }
+        }
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();

@@ -48,7 +48,8 @@ async fn list_users(
 
 #[utoipa::path(method(patch, put), path = "/admin/users/{id}", tag = "admin", params(("id" = String, Path)),
     request_body = AdminUpdateUserRequest,
-    responses((status = 200, body = UserView), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)),
+    responses((status = 200, body = UserView), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+              (status = 409, description = "invalid_state: you cannot disable yourself or drop your own platform admin role", body = ErrorResponse)),
     security(("bearer" = [])))]
 async fn update_user(
     State(state): State<AppState>,

@@ -152,10 +152,14 @@ const AGENT_SORTS: &[SortField] = &[
 #[into_params(parameter_in = Query)]
 pub struct AgentQuery {
     /// `active`, `inactive`, `paused`, `error` or `archived`.
+    #[param(pattern = "^(active|inactive|paused|error|archived)$")]
     pub status: Option<String>,
     /// `custom`, `assistant`, `automation`, `analysis` or `orchestrator`.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(
+        rename = "type",
+        pattern = "^(custom|assistant|automation|analysis|orchestrator)$"
+    )]
     pub kind: Option<String>,
     /// Words in the name or description (case-insensitive).
     pub q: Option<String>,
@@ -380,6 +384,7 @@ async fn test_agent(
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// `debug`, `info`, `warning` or `error`.
+    #[param(pattern = "^(debug|info|warning|error)$")]
     pub level: Option<String>,
     /// Lines at or after this time.
     pub since: Option<DateTime<Utc>>,

@@ -74,6 +74,7 @@ async fn create_conversation(
 pub struct ConversationQuery {
     pub agent_id: Option<Uuid>,
     /// `open` or `closed`.
+    #[param(pattern = "^(open|closed)$")]
     pub status: Option<String>,
     /// 1 to 200, default 50.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
@@ -147,13 +148,13 @@ async fn delete_conversation(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AssignRequest {
+pub struct ConversationAssignRequest {
     pub agent_id: Uuid,
 }
 
 /// Hand the conversation to another agent of the org; later replies are that agent's.
 #[utoipa::path(put, path = "/conversations/{id}/assign", tag = "conversations", params(("id" = String, Path)),
-    request_body = AssignRequest,
+    request_body = ConversationAssignRequest,
     responses((status = 200, body = ConversationView), (status = 403, body = ErrorResponse),
               (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse)),
     security(("bearer" = [])))]
@@ -161,7 +162,7 @@ async fn assign_conversation(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-    Json(req): Json<AssignRequest>,
+    Json(req): Json<ConversationAssignRequest>,
 ) -> ApiResult<axum::Json<ConversationView>> {
     let ctx = p.org_ctx()?;
     let id = path_id(&id, "conversation")?;

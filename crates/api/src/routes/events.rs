@@ -32,6 +32,7 @@ pub struct EventQuery {
     #[param(rename = "type")]
     pub kind: Option<String>,
     /// `info`, `warning`, `error`, `critical` or `debug`.
+    #[param(pattern = "^(info|warning|error|critical|debug)$")]
     pub category: Option<String>,
     pub actor_id: Option<Uuid>,
     pub user_id: Option<Uuid>,

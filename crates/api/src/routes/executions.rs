@@ -206,6 +206,7 @@ pub struct ExecutionQuery {
     pub agent_id: Option<Uuid>,
     pub task_id: Option<Uuid>,
     /// `pending`, `running`, `awaiting_approval`, `success`, `failed`, `timeout` or `cancelled`.
+    #[param(pattern = "^(pending|running|awaiting_approval|success|failed|timeout|cancelled)$")]
     pub status: Option<String>,
     /// Created at or after this time.
     pub since: Option<DateTime<Utc>>,
@@ -317,6 +318,7 @@ async fn execution_steps(
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Resume after this sequence number (`Last-Event-ID` wins when both are given).
+    #[param(value_type = Option<u64>)]
     pub after: Option<String>,
 }
 
@@ -328,7 +330,7 @@ pub struct StreamQuery {
 /// `retrying` voids the text streamed so far by that step's call.
 #[utoipa::path(get, path = "/executions/{id}/stream", tag = "executions",
     params(("id" = String, Path), StreamQuery,
-           ("Last-Event-ID" = Option<String>, Header, description = "The last sequence number received")),
+           ("Last-Event-ID" = Option<u64>, Header, description = "The last sequence number received")),
     responses((status = 200, description = "`text/event-stream`", content_type = "text/event-stream", body = String),
               (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse)),
     security(("bearer" = [])))]

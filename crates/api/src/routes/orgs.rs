@@ -89,7 +89,8 @@ async fn get_org(
 
 /// Rename the organization or change its slug or settings (admin+).
 #[utoipa::path(method(patch, put), path = "/orgs/{id}", tag = "orgs", params(("id" = String, Path)), request_body = UpdateOrgRequest,
-    responses((status = 200, body = OrgView), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)),
+    responses((status = 200, body = OrgView), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+              (status = 409, description = "slug_taken", body = ErrorResponse)),
     security(("bearer" = [])))]
 async fn update_org(
     State(state): State<AppState>,

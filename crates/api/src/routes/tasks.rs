@@ -101,8 +101,10 @@ const TASK_SORTS: &[SortField] = &[
 #[into_params(parameter_in = Query)]
 pub struct TaskQuery {
     /// `backlog`, `in_progress`, `completed`, `failed` or `cancelled`.
+    #[param(pattern = "^(backlog|in_progress|completed|failed|cancelled)$")]
     pub status: Option<String>,
     /// `low`, `medium`, `high` or `critical`.
+    #[param(pattern = "^(low|medium|high|critical)$")]
     pub priority: Option<String>,
     pub agent_id: Option<Uuid>,
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
@@ -208,7 +210,7 @@ async fn delete_task(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AssignRequest {
+pub struct TaskAssignRequest {
     pub agent_id: Uuid,
     /// Start an execution now (unless the agent is `manual`). Default `false`.
     #[serde(default)]
@@ -224,7 +226,7 @@ pub struct AssignResponse {
 
 /// Assign the task to an agent; with `run`, start an execution of it.
 #[utoipa::path(post, path = "/tasks/{id}/assign", tag = "tasks", params(("id" = String, Path)),
-    request_body = AssignRequest,
+    request_body = TaskAssignRequest,
     responses((status = 200, body = AssignResponse), (status = 404, body = ErrorResponse),
               (status = 409, description = "invalid_state: the agent is not active", body = ErrorResponse),
               (status = 422, body = ErrorResponse)),
@@ -233,7 +235,7 @@ async fn assign_task(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-    Json(req): Json<AssignRequest>,
+    Json(req): Json<TaskAssignRequest>,
 ) -> ApiResult<axum::Json<AssignResponse>> {
     let ctx = p.org_ctx()?;
     let id = path_id(&id, "task")?;

@@ -147,3 +147,52 @@ fn openapi_snapshot() {
         "the OpenAPI document changed; review and run with UPDATE_SNAPSHOTS=1"
     );
 }
+
+both_backends!(json_that_means_the_same_is_taken, |app| {
+    let u = app.register("Iris").await;
+    // A whole number written with a fraction is still that integer.
+    let r = app
+        .post(
+            "/agents",
+            Some(&u.token),
+            json!({"name": "Whole", "timeout_seconds": 60.0}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["timeout_seconds"], 60);
+    let r = app
+        .post(
+            "/agents",
+            Some(&u.token),
+            json!({"name": "Half", "timeout_seconds": 60.5}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    // An optional body may be `null`.
+    let p = app
+        .post(
+            "/providers",
+            Some(&u.token),
+            json!({"name": "local", "kind": "echo", "default_model": "echo"}),
+        )
+        .await;
+    assert_eq!(p.status, 201, "{}", p.text);
+    let res = app
+        .client
+        .post(app.url(&format!(
+            "/providers/{}/test",
+            p.body["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&u.token)
+        .header("content-type", "application/json")
+        .body("null")
+        .send()
+        .await
+        .unwrap();
+    let r = Resp::read(res).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["ok"], true);
+    // An empty query value is still checked.
+    let r = app.get("/agents?limit=", &u.token).await;
+    assert_eq!(r.status, 422, "{}", r.text);
+});
