@@ -43,6 +43,18 @@ impl Db {
         port: u16,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Server> {
+        let env = self.fresh(tag, env)?;
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Server::spawn(bin, temp_dir(tag), port, &env)
+    }
+
+    /// The environment for a server on a fresh database (PostgreSQL: a new database made with
+    /// `createdb`), with `env` added; start the server (again) with it.
+    pub(crate) fn fresh(
+        &self,
+        tag: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Vec<(String, String)>> {
         let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -57,8 +69,7 @@ impl Db {
             let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
             env.push(("AGENTRY_DATABASE_URL".into(), format!("{base}/{name}")));
         }
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        Server::spawn(bin, temp_dir(tag), port, &env)
+        Ok(env)
     }
 }
 

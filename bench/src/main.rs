@@ -8,6 +8,7 @@
 //!                                       [--runs 3] [--rate 5000]
 //! target/release/agentry-bench load     --addr 127.0.0.1:8080 --token T [--path ...]
 //!                                       [--connections 64] [--seconds 10] [--rate R]
+//! target/release/agentry-bench crash-drill      [--kills 10] [--rate 20] [--postgres URL]
 //! target/release/agentry-bench exec-throughput  [--executions 10000] [--runs 3] [--postgres URL]
 //! target/release/agentry-bench exec-latency     [--executions 200] [--postgres URL]
 //! target/release/agentry-bench exec-concurrency [--executions 2000] [--workers 256] [--postgres URL]
@@ -20,6 +21,7 @@
 //! `--postgres` takes the admin URL of a PostgreSQL server; each run makes a fresh database on
 //! it with `createdb`.
 
+mod drill;
 mod executions;
 mod live;
 mod load;
@@ -76,6 +78,15 @@ async fn main() -> anyhow::Result<()> {
             let seconds = Duration::from_secs(opt("seconds", "10").parse()?);
             let connections = opt("connections", "64").parse()?;
             report(vec![load::run(&target, connections, seconds, rate).await?])
+        }
+        "crash-drill" => {
+            drill::crash(
+                &db,
+                &bin,
+                opt("kills", "10").parse()?,
+                opt("rate", "20").parse()?,
+            )
+            .await?
         }
         "exec-throughput" => {
             executions::throughput(

@@ -61,6 +61,11 @@ pub enum Reply {
     Delay(Duration, Box<Reply>),
     /// Never answers (until the caller gives up).
     Hang,
+    /// The reply for where the conversation is: the `k`-th when the request already carries
+    /// `k` tool results (the last one past the end). A string argument `"$input"` in a tool
+    /// call becomes the text of the first user message. Stateless, so one default serves many
+    /// executions at once.
+    ByToolResults(Vec<Reply>),
 }
 
 impl Reply {
@@ -276,6 +281,10 @@ async fn answer(
         Reply::Delay(d, inner) => {
             tokio::time::sleep(d).await;
             Box::pin(answer(sock, *inner, req, anthropic)).await
+        }
+        Reply::ByToolResults(turns) => {
+            let turn = by_tool_results(&turns, req);
+            Box::pin(answer(sock, turn, req, anthropic)).await
         }
         Reply::Hang => {
             // Hold the connection open until the client goes away.
@@ -614,4 +623,51 @@ fn anthropic_events(
     ));
     out.push(ev("message_stop", json!({"type": "message_stop"})));
     out
+}
+
+/// Picks the turn of a [`Reply::ByToolResults`] for this request body.
+fn by_tool_results(turns: &[Reply], body: &Value) -> Reply {
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let results = messages
+        .iter()
+        .map(|m| {
+            if m["role"] == "tool" {
+                1
+            } else {
+                m["content"].as_array().map_or(0, |c| {
+                    c.iter().filter(|b| b["type"] == "tool_result").count()
+                })
+            }
+        })
+        .sum::<usize>();
+    let input = messages
+        .iter()
+        .find(|m| m["role"] == "user")
+        .map(|m| match &m["content"] {
+            Value::String(t) => t.clone(),
+            c => c.to_string(),
+        })
+        .unwrap_or_default();
+    let Some(turn) = turns.get(results.min(turns.len().saturating_sub(1))) else {
+        return Reply::text("mock reply");
+    };
+    match turn {
+        Reply::Tools(calls) => Reply::Tools(
+            calls
+                .iter()
+                .map(|(name, args)| {
+                    let mut args = args.clone();
+                    if let Some(o) = args.as_object_mut() {
+                        for v in o.values_mut() {
+                            if v == "$input" {
+                                *v = Value::String(input.clone());
+                            }
+                        }
+                    }
+                    (name.clone(), args)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }

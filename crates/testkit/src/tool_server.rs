@@ -1,5 +1,5 @@
 //! An HTTP server on 127.0.0.1 for declared HTTP tools to call: it counts the requests to each
-//! path and answers `{"path", "n"}` as JSON, except on paths told to hang, where it never
+//! path (and each path with its query) and answers `{"path", "n"}` as JSON, except on paths told to hang, where it never
 //! answers (until told otherwise). Stops when dropped.
 
 use std::collections::{HashMap, HashSet};
@@ -33,6 +33,9 @@ async fn answer(State(s): State<Arc<Shared>>, uri: Uri) -> axum::Json<Value> {
     let path = uri.path().to_string();
     let n = {
         let mut hits = s.hits.lock().unwrap();
+        if let Some(q) = uri.query() {
+            *hits.entry(format!("{path}?{q}")).or_default() += 1;
+        }
         let n = hits.entry(path.clone()).or_default();
         *n += 1;
         *n
@@ -59,7 +62,7 @@ impl ToolServer {
         format!("http://{}{path}", self.addr)
     }
 
-    /// How many requests reached `path`.
+    /// How many requests reached `path` (or exactly `path?query`).
     pub fn hits(&self, path: &str) -> usize {
         self.shared
             .hits
