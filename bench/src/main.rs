@@ -9,6 +9,7 @@
 //! target/release/agentry-bench load     --addr 127.0.0.1:8080 --token T [--path ...]
 //!                                       [--connections 64] [--seconds 10] [--rate R]
 //! target/release/agentry-bench crash-drill      [--kills 10] [--rate 20] [--postgres URL]
+//! target/release/agentry-bench fault-drill      [--seconds 20] [--rate 20] [--postgres URL]
 //! target/release/agentry-bench exec-throughput  [--executions 10000] [--runs 3] [--postgres URL]
 //! target/release/agentry-bench exec-latency     [--executions 200] [--postgres URL]
 //! target/release/agentry-bench exec-concurrency [--executions 2000] [--workers 256] [--postgres URL]
@@ -84,6 +85,15 @@ async fn main() -> anyhow::Result<()> {
                 &db,
                 &bin,
                 opt("kills", "10").parse()?,
+                opt("rate", "20").parse()?,
+            )
+            .await?
+        }
+        "fault-drill" => {
+            drill::fault(
+                &db,
+                &bin,
+                opt("seconds", "20").parse()?,
                 opt("rate", "20").parse()?,
             )
             .await?

@@ -212,6 +212,13 @@ fn set_usage(step: &mut Step, u: &Usage) {
     step.reasoning_tokens = n(u.reasoning_tokens);
 }
 
+/// The execution's error for a provider's: its code under `provider_` (once: some codes carry
+/// it already, such as `provider_unavailable`).
 fn failure_of(err: &ProviderError) -> Failure {
-    Failure::failed(format!("provider_{}", err.code), err.message.clone())
+    let code = if err.code.starts_with("provider_") {
+        err.code.to_string()
+    } else {
+        format!("provider_{}", err.code)
+    };
+    Failure::failed(code, err.message.clone())
 }

@@ -340,7 +340,7 @@ both_backends!(errors_that_will_not_pass_fail_at_once, |app| {
     let before = mock.calls();
     let e = run(&app, &u, agent["id"].as_str().unwrap(), json!("hi")).await;
     assert_eq!(e["status"], "failed");
-    assert_eq!(e["error"]["code"], "provider_provider_unavailable");
+    assert_eq!(e["error"]["code"], "provider_unavailable");
     assert_eq!(mock.calls(), before + 2);
     let logs = app
         .get(
