@@ -10,6 +10,7 @@
 //!                                       [--connections 64] [--seconds 10] [--rate R]
 //! target/release/agentry-bench crash-drill      [--kills 10] [--rate 20] [--postgres URL]
 //! target/release/agentry-bench fault-drill      [--seconds 20] [--rate 20] [--postgres URL]
+//! target/release/agentry-bench soak             [--seconds 600] [--rate 20] [--postgres URL]
 //! target/release/agentry-bench exec-throughput  [--executions 10000] [--runs 3] [--postgres URL]
 //! target/release/agentry-bench exec-latency     [--executions 200] [--postgres URL]
 //! target/release/agentry-bench exec-concurrency [--executions 2000] [--workers 256] [--postgres URL]
@@ -94,6 +95,15 @@ async fn main() -> anyhow::Result<()> {
                 &db,
                 &bin,
                 opt("seconds", "20").parse()?,
+                opt("rate", "20").parse()?,
+            )
+            .await?
+        }
+        "soak" => {
+            drill::soak(
+                &db,
+                &bin,
+                opt("seconds", "600").parse()?,
                 opt("rate", "20").parse()?,
             )
             .await?
