@@ -127,7 +127,7 @@ pub(crate) async fn chat(
     Ok(out)
 }
 
-fn parse_reply(v: &Value) -> Result<ChatResponse, ProviderError> {
+pub(crate) fn parse_reply(v: &Value) -> Result<ChatResponse, ProviderError> {
     let Some(blocks) = v["content"].as_array() else {
         return Err(ProviderError::fatal(
             "invalid_response",

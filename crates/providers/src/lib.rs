@@ -15,6 +15,36 @@ mod types;
 use std::time::Duration;
 
 pub use prices::{Price, cost_micros};
+
+/// Entry points for the fuzz targets (`fuzz/`): the parsers of what providers send back. Each
+/// takes arbitrary bytes and must only ever return (an error is fine, a panic is a bug).
+#[doc(hidden)]
+pub mod fuzz {
+    /// The SSE reader, fed `data` in chunks cut at each `0xFF` byte (never valid UTF-8, so the
+    /// cuts fall anywhere, including inside a multi-byte character when shifted).
+    pub fn sse(data: &[u8]) {
+        let mut p = crate::sse::Parser::default();
+        for chunk in data.split(|b| *b == 0xFF) {
+            if p.push(chunk).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// A whole (not streamed) OpenAI chat completion.
+    pub fn openai_reply(data: &[u8]) {
+        if let Ok(v) = serde_json::from_slice(data) {
+            let _ = crate::openai::parse_reply(&v);
+        }
+    }
+
+    /// A whole (not streamed) Anthropic message.
+    pub fn anthropic_reply(data: &[u8]) {
+        if let Ok(v) = serde_json::from_slice(data) {
+            let _ = crate::anthropic::parse_reply(&v);
+        }
+    }
+}
 pub use types::*;
 
 /// How to reach one provider.

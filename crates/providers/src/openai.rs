@@ -112,7 +112,7 @@ pub(crate) async fn chat(
     }
 }
 
-fn parse_reply(v: &Value) -> Result<ChatResponse, ProviderError> {
+pub(crate) fn parse_reply(v: &Value) -> Result<ChatResponse, ProviderError> {
     let choice = &v["choices"][0];
     let msg = &choice["message"];
     if !msg.is_object() {
