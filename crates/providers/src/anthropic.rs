@@ -164,16 +164,23 @@ enum Block {
     Other,
 }
 
-async fn read_stream(
-    mut res: reqwest::Response,
-    on_delta: &(dyn Fn(&str) + Send + Sync),
-) -> Result<ChatResponse, ProviderError> {
-    let mut parser = Parser::default();
-    let mut out = ChatResponse::default();
-    let mut blocks: Vec<Block> = vec![];
-    let mut stopped = false;
-    'read: while let Some(chunk) = res.chunk().await.map_err(ProviderError::from_transport)? {
-        for ev in parser.push(&chunk)? {
+/// A streamed message as it arrives: feed it the body's chunks, then finish it.
+#[derive(Default)]
+pub(crate) struct StreamReader {
+    parser: Parser,
+    out: ChatResponse,
+    blocks: Vec<Block>,
+    stopped: bool,
+}
+
+impl StreamReader {
+    /// Takes one chunk of the body; `true` once the message has ended.
+    pub(crate) fn feed(
+        &mut self,
+        chunk: &[u8],
+        on_delta: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<bool, ProviderError> {
+        for ev in self.parser.push(chunk)? {
             let v: Value = serde_json::from_str(&ev.data).map_err(|e| {
                 ProviderError::fatal(
                     "invalid_response",
@@ -188,17 +195,17 @@ async fn read_stream(
             match kind {
                 "message_start" => {
                     let m = &v["message"];
-                    out.model = m["model"].as_str().unwrap_or_default().to_string();
-                    usage(&m["usage"], &mut out.usage);
+                    self.out.model = m["model"].as_str().unwrap_or_default().to_string();
+                    usage(&m["usage"], &mut self.out.usage);
                 }
                 "content_block_start" => {
                     let b = &v["content_block"];
-                    blocks.push(match b["type"].as_str() {
+                    self.blocks.push(match b["type"].as_str() {
                         Some("text") => {
                             if let Some(t) = b["text"].as_str()
                                 && !t.is_empty()
                             {
-                                out.text.push_str(t);
+                                self.out.text.push_str(t);
                                 on_delta(t);
                             }
                             Block::Text
@@ -213,11 +220,11 @@ async fn read_stream(
                 }
                 "content_block_delta" => {
                     let d = &v["delta"];
-                    match (d["type"].as_str(), blocks.last_mut()) {
+                    match (d["type"].as_str(), self.blocks.last_mut()) {
                         (Some("text_delta"), _) => {
                             let t = d["text"].as_str().unwrap_or_default();
                             if !t.is_empty() {
-                                out.text.push_str(t);
+                                self.out.text.push_str(t);
                                 on_delta(t);
                             }
                         }
@@ -229,13 +236,13 @@ async fn read_stream(
                 }
                 "message_delta" => {
                     if let Some(r) = v["delta"]["stop_reason"].as_str() {
-                        out.finish_reason = Some(r.to_string());
+                        self.out.finish_reason = Some(r.to_string());
                     }
-                    usage(&v["usage"], &mut out.usage);
+                    usage(&v["usage"], &mut self.out.usage);
                 }
                 "message_stop" => {
-                    stopped = true;
-                    break 'read;
+                    self.stopped = true;
+                    return Ok(true);
                 }
                 "error" => {
                     let kind = v["error"]["type"].as_str().unwrap_or_default();
@@ -252,25 +259,45 @@ async fn read_stream(
                 _ => {} // ping, content_block_stop
             }
         }
+        Ok(false)
     }
-    if !stopped {
-        return Err(ProviderError::retryable(
-            "stream_interrupted",
-            "the provider's stream ended before message_stop",
-        ));
+
+    /// The message, or why the stream was not a whole one.
+    pub(crate) fn finish(self) -> Result<ChatResponse, ProviderError> {
+        let mut out = self.out;
+        if !self.stopped {
+            return Err(ProviderError::retryable(
+                "stream_interrupted",
+                "the provider's stream ended before message_stop",
+            ));
+        }
+        out.tool_calls = self
+            .blocks
+            .into_iter()
+            .filter_map(|b| match b {
+                Block::Tool { id, name, json } => Some(ToolCall {
+                    id,
+                    name,
+                    arguments: parse_arguments(&json),
+                }),
+                _ => None,
+            })
+            .collect();
+        Ok(out)
     }
-    out.tool_calls = blocks
-        .into_iter()
-        .filter_map(|b| match b {
-            Block::Tool { id, name, json } => Some(ToolCall {
-                id,
-                name,
-                arguments: parse_arguments(&json),
-            }),
-            _ => None,
-        })
-        .collect();
-    Ok(out)
+}
+
+async fn read_stream(
+    mut res: reqwest::Response,
+    on_delta: &(dyn Fn(&str) + Send + Sync),
+) -> Result<ChatResponse, ProviderError> {
+    let mut reader = StreamReader::default();
+    while let Some(chunk) = res.chunk().await.map_err(ProviderError::from_transport)? {
+        if reader.feed(&chunk, on_delta)? {
+            break;
+        }
+    }
+    reader.finish()
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ pub use prices::{Price, cost_micros};
 /// takes arbitrary bytes and must only ever return (an error is fine, a panic is a bug).
 #[doc(hidden)]
 pub mod fuzz {
-    /// The SSE reader, fed `data` in chunks cut at each `0xFF` byte (never valid UTF-8, so the
-    /// cuts fall anywhere, including inside a multi-byte character when shifted).
+    /// The SSE reader, fed `data` in chunks cut at each `0xFF` byte (a byte UTF-8 never uses,
+    /// so a cut can fall anywhere, even inside a character).
     pub fn sse(data: &[u8]) {
         let mut p = crate::sse::Parser::default();
         for chunk in data.split(|b| *b == 0xFF) {
@@ -29,6 +29,30 @@ pub mod fuzz {
                 return;
             }
         }
+    }
+
+    /// A streamed OpenAI chat completion, in chunks cut at each `0xFF`.
+    pub fn openai_stream(data: &[u8]) {
+        let mut r = crate::openai::StreamReader::default();
+        for chunk in data.split(|b| *b == 0xFF) {
+            match r.feed(chunk, &|_| {}) {
+                Ok(false) => {}
+                Ok(true) | Err(_) => break,
+            }
+        }
+        let _ = r.finish();
+    }
+
+    /// A streamed Anthropic message, in chunks cut at each `0xFF`.
+    pub fn anthropic_stream(data: &[u8]) {
+        let mut r = crate::anthropic::StreamReader::default();
+        for chunk in data.split(|b| *b == 0xFF) {
+            match r.feed(chunk, &|_| {}) {
+                Ok(false) => {}
+                Ok(true) | Err(_) => break,
+            }
+        }
+        let _ = r.finish();
     }
 
     /// A whole (not streamed) OpenAI chat completion.

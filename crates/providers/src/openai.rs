@@ -156,19 +156,26 @@ struct PartialCall {
     arguments: String,
 }
 
-async fn read_stream(
-    mut res: reqwest::Response,
-    on_delta: &(dyn Fn(&str) + Send + Sync),
-) -> Result<ChatResponse, ProviderError> {
-    let mut parser = Parser::default();
-    let mut out = ChatResponse::default();
-    let mut calls: Vec<PartialCall> = vec![];
-    let mut done = false;
-    'read: while let Some(chunk) = res.chunk().await.map_err(ProviderError::from_transport)? {
-        for ev in parser.push(&chunk)? {
+/// A streamed completion as it arrives: feed it the body's chunks, then finish it.
+#[derive(Default)]
+pub(crate) struct StreamReader {
+    parser: Parser,
+    out: ChatResponse,
+    calls: Vec<PartialCall>,
+    done: bool,
+}
+
+impl StreamReader {
+    /// Takes one chunk of the body; `true` once the stream has said `[DONE]`.
+    pub(crate) fn feed(
+        &mut self,
+        chunk: &[u8],
+        on_delta: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<bool, ProviderError> {
+        for ev in self.parser.push(chunk)? {
             if ev.data.trim() == "[DONE]" {
-                done = true;
-                break 'read;
+                self.done = true;
+                return Ok(true);
             }
             let v: Value = serde_json::from_str(&ev.data).map_err(|e| {
                 ProviderError::fatal(
@@ -186,31 +193,31 @@ async fn read_stream(
                 ));
             }
             if let Some(m) = v["model"].as_str() {
-                out.model = m.to_string();
+                self.out.model = m.to_string();
             }
             if v["usage"].is_object() {
-                out.usage = usage(&v["usage"]);
+                self.out.usage = usage(&v["usage"]);
             }
             let choice = &v["choices"][0];
             if let Some(r) = choice["finish_reason"].as_str() {
-                out.finish_reason = Some(r.to_string());
+                self.out.finish_reason = Some(r.to_string());
             }
             let delta = &choice["delta"];
             if let Some(t) = delta["content"].as_str()
                 && !t.is_empty()
             {
-                out.text.push_str(t);
+                self.out.text.push_str(t);
                 on_delta(t);
             }
             for c in delta["tool_calls"].as_array().into_iter().flatten() {
-                let i = c["index"].as_u64().unwrap_or(calls.len() as u64) as usize;
+                let i = c["index"].as_u64().unwrap_or(self.calls.len() as u64) as usize;
                 if i > 1024 {
                     return Err(ProviderError::fatal("invalid_response", "tool call index"));
                 }
-                if calls.len() <= i {
-                    calls.resize_with(i + 1, PartialCall::default);
+                if self.calls.len() <= i {
+                    self.calls.resize_with(i + 1, PartialCall::default);
                 }
-                let p = &mut calls[i];
+                let p = &mut self.calls[i];
                 if let Some(id) = c["id"].as_str() {
                     p.id = id.to_string();
                 }
@@ -222,23 +229,43 @@ async fn read_stream(
                 }
             }
         }
+        Ok(false)
     }
-    if !done {
-        return Err(ProviderError::retryable(
-            "stream_interrupted",
-            "the provider's stream ended before [DONE]",
-        ));
+
+    /// The completion, or why the stream was not a whole one.
+    pub(crate) fn finish(self) -> Result<ChatResponse, ProviderError> {
+        let mut out = self.out;
+        if !self.done {
+            return Err(ProviderError::retryable(
+                "stream_interrupted",
+                "the provider's stream ended before [DONE]",
+            ));
+        }
+        out.tool_calls = self
+            .calls
+            .into_iter()
+            .filter(|c| !c.name.is_empty())
+            .map(|c| ToolCall {
+                id: c.id,
+                name: c.name,
+                arguments: parse_arguments(&c.arguments),
+            })
+            .collect();
+        Ok(out)
     }
-    out.tool_calls = calls
-        .into_iter()
-        .filter(|c| !c.name.is_empty())
-        .map(|c| ToolCall {
-            id: c.id,
-            name: c.name,
-            arguments: parse_arguments(&c.arguments),
-        })
-        .collect();
-    Ok(out)
+}
+
+async fn read_stream(
+    mut res: reqwest::Response,
+    on_delta: &(dyn Fn(&str) + Send + Sync),
+) -> Result<ChatResponse, ProviderError> {
+    let mut reader = StreamReader::default();
+    while let Some(chunk) = res.chunk().await.map_err(ProviderError::from_transport)? {
+        if reader.feed(&chunk, on_delta)? {
+            break;
+        }
+    }
+    reader.finish()
 }
 
 #[cfg(test)]
