@@ -500,7 +500,13 @@ pub(crate) async fn fault(db: &Db, bin: &str, seconds: u64, rate: u64) -> anyhow
 /// subscription) while the server's resident memory and open file descriptors are sampled.
 /// After the warm-up (the first fifth) they must not keep growing, and the API must answer
 /// no 5xx.
-pub(crate) async fn soak(db: &Db, bin: &str, seconds: u64, rate: u64) -> anyhow::Result<Value> {
+pub(crate) async fn soak(
+    db: &Db,
+    bin: &str,
+    seconds: u64,
+    rate: u64,
+    follow: bool,
+) -> anyhow::Result<Value> {
     let mock = MockProvider::start().await;
     mock.set_default(Reply::Paced {
         text: "a steady answer of a few words".into(),
@@ -587,7 +593,7 @@ pub(crate) async fn soak(db: &Db, bin: &str, seconds: u64, rate: u64) -> anyhow:
                             .and_then(|v| v["id"].as_str().map(str::to_string)),
                         Err(_) => None,
                     };
-                    if let Some(id) = id {
+                    if let Some(id) = id.filter(|_| follow) {
                         let r = http
                             .get(format!("{base}/api/v1/executions/{id}/stream"))
                             .bearer_auth(&token)
@@ -617,14 +623,21 @@ pub(crate) async fn soak(db: &Db, bin: &str, seconds: u64, rate: u64) -> anyhow:
             }
         })
     };
-    // Samples: (seconds since start, RSS KiB, open fds).
+    // Samples: (seconds since start, RSS KiB, of which anonymous KiB, open fds).
     let started = Instant::now();
-    let mut samples: Vec<(f64, u64, usize)> = vec![];
+    let mut samples: Vec<(f64, u64, u64, usize)> = vec![];
     while started.elapsed() < Duration::from_secs(seconds) {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let (rss, _) = server.memory_kb();
+        let anon = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("RssAnon:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
-        samples.push((started.elapsed().as_secs_f64(), rss, fds));
+        samples.push((started.elapsed().as_secs_f64(), rss, anon, fds));
     }
     stop.store(true, Ordering::Relaxed);
     let _ = load.await;
@@ -640,8 +653,8 @@ pub(crate) async fn soak(db: &Db, bin: &str, seconds: u64, rate: u64) -> anyhow:
     let late = &samples[n.saturating_sub(fifth)..];
     let rss_early = median(&mut early.iter().map(|s| s.1).collect());
     let rss_late = median(&mut late.iter().map(|s| s.1).collect());
-    let fd_early = median(&mut early.iter().map(|s| s.2 as u64).collect());
-    let fd_late = median(&mut late.iter().map(|s| s.2 as u64).collect());
+    let fd_early = median(&mut early.iter().map(|s| s.3 as u64).collect());
+    let fd_late = median(&mut late.iter().map(|s| s.3 as u64).collect());
     let rss_growth = rss_late as f64 / rss_early.max(1) as f64 - 1.0;
     let errors = server_errors.load(Ordering::Relaxed);
     let ok = errors == 0 && rss_growth <= 0.10 && fd_late <= fd_early + 16;
@@ -651,12 +664,16 @@ pub(crate) async fn soak(db: &Db, bin: &str, seconds: u64, rate: u64) -> anyhow:
         "passed": ok,
         "seconds": seconds,
         "requests": requests.load(Ordering::Relaxed),
+        "followed_on_streams": follow,
         "api_5xx_or_unanswered": errors,
         "provider_calls": mock.calls(),
         "rss_mb": {"after_warmup": rss_early as f64 / 1024.0, "at_end": rss_late as f64 / 1024.0,
                    "growth": rss_growth},
         "open_fds": {"after_warmup": fd_early, "at_end": fd_late},
-        "samples": samples.iter().map(|(t, r, f)| json!([t, r, f])).collect::<Vec<_>>(),
+        "samples": {
+            "columns": ["seconds", "rss_kb", "rss_anon_kb", "open_fds"],
+            "rows": samples.iter().map(|(t, r, a, f)| json!([t, r, a, f])).collect::<Vec<_>>(),
+        },
         "note": format!(
             "{rate} ticks/s; each tick starts an execution (a streamed answer, 5 ms a piece), \
              follows it on its SSE stream and reads /auth/me, a page of executions and the \

@@ -10,7 +10,7 @@
 //!                                       [--connections 64] [--seconds 10] [--rate R]
 //! target/release/agentry-bench crash-drill      [--kills 10] [--rate 20] [--postgres URL]
 //! target/release/agentry-bench fault-drill      [--seconds 20] [--rate 20] [--postgres URL]
-//! target/release/agentry-bench soak             [--seconds 600] [--rate 20] [--postgres URL]
+//! target/release/agentry-bench soak             [--seconds 600] [--rate 20] [--follow true] [--postgres URL]
 //! target/release/agentry-bench exec-throughput  [--executions 10000] [--runs 3] [--postgres URL]
 //! target/release/agentry-bench exec-latency     [--executions 200] [--postgres URL]
 //! target/release/agentry-bench exec-concurrency [--executions 2000] [--workers 256] [--postgres URL]
@@ -105,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
                 &bin,
                 opt("seconds", "600").parse()?,
                 opt("rate", "20").parse()?,
+                opt("follow", "true").parse()?,
             )
             .await?
         }

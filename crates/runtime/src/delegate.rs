@@ -177,11 +177,7 @@ impl Runtime {
         .await;
         match self.me.upgrade() {
             Some(rt) => {
-                let task = tokio::spawn(async move { rt.execute(child).await });
-                self.services
-                    .signals
-                    .register(child_id, task.abort_handle());
-                let _ = task.await;
+                let _ = rt.spawn_execution(child).await;
             }
             None => return fail("internal", "the runtime is shutting down".into()),
         }

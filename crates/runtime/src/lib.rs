@@ -77,6 +77,26 @@ impl Runtime {
         }
     }
 
+    /// Runs `e` in a task of its own, registered (so it can be cancelled and counted) before
+    /// it starts: a quick execution could otherwise finish, and unregister, before it was
+    /// registered, and leave a stale entry behind.
+    pub(crate) fn spawn_execution(
+        self: &Arc<Self>,
+        e: agentry_store::Execution,
+    ) -> tokio::task::JoinHandle<()> {
+        let id = e.id;
+        let rt = self.clone();
+        let (go, registered) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            if registered.await.is_ok() {
+                rt.execute(e).await;
+            }
+        });
+        self.services.signals.register(id, task.abort_handle());
+        let _ = go.send(());
+        task
+    }
+
     pub(crate) fn lease_until(&self) -> chrono::DateTime<Utc> {
         Utc::now() + chrono::Duration::from_std(self.opts.lease).unwrap_or_default()
     }
@@ -104,10 +124,7 @@ impl Runtime {
                     Ok(list) => {
                         claimed = list.len();
                         for e in list {
-                            let id = e.id;
-                            let rt = self.clone();
-                            let task = tokio::spawn(async move { rt.execute(e).await });
-                            self.services.signals.register(id, task.abort_handle());
+                            self.spawn_execution(e);
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "claiming executions failed"),

@@ -105,10 +105,13 @@ impl Bus {
         }
     }
 
-    /// Forgets a topic nobody listens to any more.
+    /// Called by a subscription as it goes, while its own receiver still exists: forgets the
+    /// topic when that receiver is the last one. (Waiting for a count of zero never saw it:
+    /// the receiver is dropped only after this runs, so every topic ever followed stayed, with
+    /// its channel's buffer, for the life of the process.)
     fn release(&self, topic: &str) {
         let mut map = self.lock();
-        if map.get(topic).is_some_and(|tx| tx.receiver_count() == 0) {
+        if map.get(topic).is_some_and(|tx| tx.receiver_count() <= 1) {
             map.remove(topic);
         }
     }
@@ -319,5 +322,24 @@ impl Services {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topic_goes_with_its_last_subscriber() {
+        let bus = Bus::default();
+        let first = bus.subscribe("execution:1");
+        let second = bus.subscribe("execution:1");
+        // As a subscription's drop does: release while its own receiver is alive.
+        bus.release("execution:1");
+        drop(first);
+        assert_eq!(bus.lock().len(), 1, "another subscriber still listens");
+        bus.release("execution:1");
+        drop(second);
+        assert!(bus.lock().is_empty());
     }
 }
