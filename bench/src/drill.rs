@@ -13,7 +13,7 @@ use agentry_testkit::tool_server::ToolServer;
 use serde_json::{Value, json};
 
 use crate::credentials;
-use crate::executions::Db;
+use crate::executions::{Db, agent_on_mock};
 use crate::server::{Server, temp_dir};
 
 /// A small pseudo-random source (xorshift), seeded from the clock: the kill moments.
@@ -85,28 +85,15 @@ pub(crate) async fn crash(db: &Db, bin: &str, kills: usize, rate: u64) -> anyhow
                "url": tools.url(&format!("/{name}")),
                "input_schema": {"type": "object", "properties": {"job": {"type": "string"}}}})
     };
-    let p: Value = http
-        .post(server.url("/api/v1/providers"))
-        .bearer_auth(&token)
-        .json(
-            &json!({"name": "mock", "kind": "openai", "base_url": mock.openai_base(),
-                      "api_key": "sk-drill", "default_model": "mock-model"}),
-        )
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let agent: Value = http
-        .post(server.url("/api/v1/agents"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Drilled", "provider_id": p["id"],
-                      "tools": [tool("first"), tool("second")]}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let agent = agent_on_mock(
+        &http,
+        &server,
+        &token,
+        &mock,
+        json!({"name": "Drilled",
+                      "tools": [tool("first"), tool("second")]}),
+    )
+    .await?;
 
     // The load: `rate` executions a second, each with its own job name.
     let accepted: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
@@ -338,27 +325,14 @@ pub(crate) async fn fault(db: &Db, bin: &str, seconds: u64, rate: u64) -> anyhow
     server.wait_ready(Instant::now()).await?;
     let (token, _) = credentials(&server).await?;
     let http = reqwest::Client::new();
-    let p: Value = http
-        .post(server.url("/api/v1/providers"))
-        .bearer_auth(&token)
-        .json(
-            &json!({"name": "mock", "kind": "openai", "base_url": mock.openai_base(),
-                      "api_key": "sk-drill", "default_model": "mock-model"}),
-        )
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let agent: Value = http
-        .post(server.url("/api/v1/agents"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Weathered", "provider_id": p["id"], "max_retries": 3}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let agent = agent_on_mock(
+        &http,
+        &server,
+        &token,
+        &mock,
+        json!({"name": "Weathered", "max_retries": 3}),
+    )
+    .await?;
     let server_errors = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     // /health, every 10 ms, the whole time.
@@ -520,27 +494,7 @@ pub(crate) async fn soak(
     let pid = server.child.id();
     let (token, _) = credentials(&server).await?;
     let http = reqwest::Client::new();
-    let p: Value = http
-        .post(server.url("/api/v1/providers"))
-        .bearer_auth(&token)
-        .json(
-            &json!({"name": "mock", "kind": "openai", "base_url": mock.openai_base(),
-                      "api_key": "sk-soak", "default_model": "mock-model"}),
-        )
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let agent: Value = http
-        .post(server.url("/api/v1/agents"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Soaked", "provider_id": p["id"]}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let agent = agent_on_mock(&http, &server, &token, &mock, json!({"name": "Soaked"})).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let server_errors = Arc::new(AtomicUsize::new(0));
     let requests = Arc::new(AtomicUsize::new(0));

@@ -80,6 +80,39 @@ pub(crate) struct Setup {
     pub(crate) http: reqwest::Client,
 }
 
+/// Adds an `openai` provider at `mock` and an agent on it (`agent` plus its `provider_id`);
+/// returns the agent.
+pub(crate) async fn agent_on_mock(
+    http: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    mock: &MockProvider,
+    mut agent: Value,
+) -> anyhow::Result<Value> {
+    let p: Value = http
+        .post(server.url("/api/v1/providers"))
+        .bearer_auth(token)
+        .json(
+            &json!({"name": "mock", "kind": "openai", "base_url": mock.openai_base(),
+                      "api_key": "sk-bench", "default_model": "mock-model"}),
+        )
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    agent["provider_id"] = p["id"].clone();
+    Ok(http
+        .post(server.url("/api/v1/agents"))
+        .bearer_auth(token)
+        .json(&agent)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
 /// A ready server with a user, an `openai` provider at the mock and an agent on it.
 pub(crate) async fn setup(
     db: &Db,
@@ -93,27 +126,14 @@ pub(crate) async fn setup(
     server.wait_ready(Instant::now()).await?;
     let (token, _) = credentials(&server).await?;
     let http = reqwest::Client::new();
-    let p: Value = http
-        .post(server.url("/api/v1/providers"))
-        .bearer_auth(&token)
-        .json(
-            &json!({"name": "mock", "kind": "openai", "base_url": mock.openai_base(),
-                      "api_key": "sk-bench", "default_model": "mock-model"}),
-        )
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let a: Value = http
-        .post(server.url("/api/v1/agents"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Bench agent", "provider_id": p["id"], "max_retries": 0}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let a = agent_on_mock(
+        &http,
+        &server,
+        &token,
+        mock,
+        json!({"name": "Bench agent", "max_retries": 0}),
+    )
+    .await?;
     Ok(Setup {
         server,
         token,

@@ -33,26 +33,12 @@ pub mod fuzz {
 
     /// A streamed OpenAI chat completion, in chunks cut at each `0xFF`.
     pub fn openai_stream(data: &[u8]) {
-        let mut r = crate::openai::StreamReader::default();
-        for chunk in data.split(|b| *b == 0xFF) {
-            match r.feed(chunk, &|_| {}) {
-                Ok(false) => {}
-                Ok(true) | Err(_) => break,
-            }
-        }
-        let _ = r.finish();
+        crate::sse::read_bytes::<crate::openai::StreamReader>(data);
     }
 
     /// A streamed Anthropic message, in chunks cut at each `0xFF`.
     pub fn anthropic_stream(data: &[u8]) {
-        let mut r = crate::anthropic::StreamReader::default();
-        for chunk in data.split(|b| *b == 0xFF) {
-            match r.feed(chunk, &|_| {}) {
-                Ok(false) => {}
-                Ok(true) | Err(_) => break,
-            }
-        }
-        let _ = r.finish();
+        crate::sse::read_bytes::<crate::anthropic::StreamReader>(data);
     }
 
     /// A whole (not streamed) OpenAI chat completion.

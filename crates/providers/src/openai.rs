@@ -108,7 +108,7 @@ pub(crate) async fn chat(
     let res = send(rb).await?;
     match on_delta {
         None => parse_reply(&read_json(res).await?),
-        Some(f) => read_stream(res, f).await,
+        Some(f) => crate::sse::read_stream::<StreamReader>(res, f).await,
     }
 }
 
@@ -165,9 +165,9 @@ pub(crate) struct StreamReader {
     done: bool,
 }
 
-impl StreamReader {
+impl crate::sse::StreamRead for StreamReader {
     /// Takes one chunk of the body; `true` once the stream has said `[DONE]`.
-    pub(crate) fn feed(
+    fn feed(
         &mut self,
         chunk: &[u8],
         on_delta: &(dyn Fn(&str) + Send + Sync),
@@ -233,7 +233,7 @@ impl StreamReader {
     }
 
     /// The completion, or why the stream was not a whole one.
-    pub(crate) fn finish(self) -> Result<ChatResponse, ProviderError> {
+    fn finish(self) -> Result<ChatResponse, ProviderError> {
         let mut out = self.out;
         if !self.done {
             return Err(ProviderError::retryable(
@@ -253,19 +253,6 @@ impl StreamReader {
             .collect();
         Ok(out)
     }
-}
-
-async fn read_stream(
-    mut res: reqwest::Response,
-    on_delta: &(dyn Fn(&str) + Send + Sync),
-) -> Result<ChatResponse, ProviderError> {
-    let mut reader = StreamReader::default();
-    while let Some(chunk) = res.chunk().await.map_err(ProviderError::from_transport)? {
-        if reader.feed(&chunk, on_delta)? {
-            break;
-        }
-    }
-    reader.finish()
 }
 
 #[cfg(test)]

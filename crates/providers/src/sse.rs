@@ -2,7 +2,47 @@
 
 use bytes::BytesMut;
 
-use crate::ProviderError;
+use crate::{ChatResponse, ProviderError};
+
+/// A provider's stream format: fed the body's chunks until it says the reply has ended, then
+/// asked for the reply.
+pub(crate) trait StreamRead: Default {
+    /// Takes one chunk of the body; `true` once the reply has ended.
+    fn feed(
+        &mut self,
+        chunk: &[u8],
+        on_delta: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<bool, ProviderError>;
+
+    /// The reply, or why the stream was not a whole one.
+    fn finish(self) -> Result<ChatResponse, ProviderError>;
+}
+
+/// Reads a streamed reply in format `R` from a response body.
+pub(crate) async fn read_stream<R: StreamRead>(
+    mut res: reqwest::Response,
+    on_delta: &(dyn Fn(&str) + Send + Sync),
+) -> Result<ChatResponse, ProviderError> {
+    let mut reader = R::default();
+    while let Some(chunk) = res.chunk().await.map_err(ProviderError::from_transport)? {
+        if reader.feed(&chunk, on_delta)? {
+            break;
+        }
+    }
+    reader.finish()
+}
+
+/// Feeds `data` to a reader of format `R` in chunks cut at each `0xFF` (for the fuzzers).
+pub(crate) fn read_bytes<R: StreamRead>(data: &[u8]) {
+    let mut r = R::default();
+    for chunk in data.split(|b| *b == 0xFF) {
+        match r.feed(chunk, &|_| {}) {
+            Ok(false) => {}
+            Ok(true) | Err(_) => break,
+        }
+    }
+    let _ = r.finish();
+}
 
 /// One event: its `event:` name (if any) and its `data:` lines joined with newlines.
 #[derive(Debug, PartialEq, Eq)]
