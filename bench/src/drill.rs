@@ -135,7 +135,10 @@ pub(crate) async fn crash(db: &Db, bin: &str, kills: usize, rate: u64) -> anyhow
                         Ok(r) if r.status().as_u16() == 202 => {
                             let v: Value = r.json().await.unwrap_or(Value::Null);
                             if let Some(id) = v["id"].as_str() {
-                                accepted.lock().unwrap().push((job, id.to_string()));
+                                accepted
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                    .push((job, id.to_string()));
                             }
                         }
                         _ => {
@@ -162,7 +165,10 @@ pub(crate) async fn crash(db: &Db, bin: &str, kills: usize, rate: u64) -> anyhow
     stop.store(true, Ordering::Relaxed);
     let _ = load.await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let accepted = accepted.lock().unwrap().clone();
+    let accepted = accepted
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
 
     // Wait for every accepted execution to finish.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -388,7 +394,9 @@ pub(crate) async fn fault(db: &Db, bin: &str, seconds: u64, rate: u64) -> anyhow
                 Ok(r) if r.status().as_u16() == 202 => {
                     let v: Value = r.json().await.unwrap_or(Value::Null);
                     if let Some(id) = v["id"].as_str() {
-                        ids.lock().unwrap().push(id.to_string());
+                        ids.lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(id.to_string());
                     }
                 }
                 _ => {
@@ -400,7 +408,10 @@ pub(crate) async fn fault(db: &Db, bin: &str, seconds: u64, rate: u64) -> anyhow
     for p in posts {
         let _ = p.await;
     }
-    let ids = ids.lock().unwrap().clone();
+    let ids = ids
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     // Every execution ends (retries back off, hangs time out).
     let deadline = Instant::now() + Duration::from_secs(180);
     let mut statuses: HashMap<String, usize> = HashMap::new();
