@@ -76,7 +76,85 @@ pub fn api() -> (Router<AppState>, OpenApiDoc) {
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     document_common_errors(&mut doc);
+    document_create_bodies(&mut doc);
     (router, doc)
+}
+
+/// Create and update share one request type (a field left out of an update stays as it is), so
+/// its schema cannot say what a create needs. Each create gets a copy, `Create<Type>`, naming
+/// the fields it requires, which may not be null.
+fn document_create_bodies(doc: &mut OpenApiDoc) {
+    use utoipa::openapi::{Ref, RefOr};
+    const NEEDED: &[(&str, &str, &[&str])] = &[
+        ("/api/v1/providers", "ProviderRequest", &["name", "kind"]),
+        (
+            "/api/v1/mcp-servers",
+            "McpServerRequest",
+            &["name", "transport"],
+        ),
+        ("/api/v1/agents", "AgentRequest", &["name"]),
+        ("/api/v1/tasks", "TaskRequest", &["title"]),
+    ];
+    // What the services check of those fields: one line with something in it, or one of a
+    // few words.
+    let line = |max: u64| {
+        serde_json::json!({"minLength": 1, "maxLength": max,
+                           "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"})
+    };
+    let rules = |schema: &str, field: &str| match (schema, field) {
+        ("ProviderRequest", "kind") => serde_json::json!({"enum": ["openai", "anthropic", "echo"]}),
+        ("McpServerRequest", "transport") => {
+            serde_json::json!({"enum": ["streamable_http", "stdio"]})
+        }
+        ("AgentRequest", "name") => line(200),
+        ("TaskRequest", "title") => line(500),
+        _ => line(100),
+    };
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    for (path, name, required) in NEEDED {
+        let Some(mut v) = components
+            .schemas
+            .get(*name)
+            .and_then(|s| serde_json::to_value(s).ok())
+        else {
+            continue;
+        };
+        v["required"] = serde_json::json!(required);
+        for field in *required {
+            if let (Some(p), serde_json::Value::Object(extra)) =
+                (v["properties"][field].as_object_mut(), rules(name, field))
+            {
+                p.extend(extra);
+            }
+            let ty = &mut v["properties"][field]["type"];
+            if let Some(types) = ty.as_array() {
+                let kept: Vec<serde_json::Value> =
+                    types.iter().filter(|t| *t != "null").cloned().collect();
+                *ty = match kept.as_slice() {
+                    [one] => one.clone(),
+                    _ => serde_json::Value::Array(kept),
+                };
+            }
+        }
+        let Ok(schema) = serde_json::from_value::<RefOr<utoipa::openapi::schema::Schema>>(v) else {
+            continue;
+        };
+        let create = format!("Create{name}");
+        components.schemas.insert(create.clone(), schema);
+        if let Some(body) = doc
+            .paths
+            .paths
+            .get_mut(*path)
+            .and_then(|p| p.post.as_mut())
+            .and_then(|op| op.request_body.as_mut())
+        {
+            for content in body.content.values_mut() {
+                content.schema = Some(Ref::from_schema_name(create.clone()).into());
+            }
+        }
+    }
 }
 
 /// Adds to every operation the errors any route of its kind can answer, where the route does
