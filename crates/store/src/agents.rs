@@ -232,11 +232,14 @@ impl Store {
             _ => "updated_at",
         };
         let (keyset, order) = page.keyset(sort, expr, 2, 7);
-        let q = f.q.as_ref().map(|q| format!("%{}%", q.to_lowercase()));
+        let q =
+            f.q.as_ref()
+                .map(|q| format!("%{}%", crate::like_escape(&q.to_lowercase())));
         let sql = format!(
             "SELECT {COLS} FROM agents WHERE org_id = $1 AND deleted_at IS NULL AND {keyset}
                AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR type = $4)
-               AND ($5 IS NULL OR LOWER(name) LIKE $5 OR LOWER(description) LIKE $5)
+               AND ($5 IS NULL OR LOWER(name) LIKE $5 ESCAPE '\\'
+                    OR LOWER(description) LIKE $5 ESCAPE '\\')
              ORDER BY {order} LIMIT $6"
         );
         let rows = read!(self, |c| {

@@ -62,15 +62,7 @@ pub struct EventFilter {
 }
 
 fn like_prefix(prefix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len() + 1);
-    for c in prefix.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
+    format!("{}%", crate::like_escape(prefix))
 }
 
 impl Store {

@@ -47,6 +47,18 @@ pub use sqlx::types::Json;
 pub use stream::{NewStreamEvent, StreamEvent};
 pub use tasks::{Task, TaskFilter, due_at_key};
 
+/// Escapes `%`, `_` and `\\` for a `LIKE … ESCAPE '\\'` pattern, so user text matches only itself.
+pub(crate) fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// What can go wrong in the store. A unique violation is reported separately so services can
 /// answer `409` for it.
 #[derive(Debug, thiserror::Error)]

@@ -54,6 +54,12 @@ both_backends!(lists_filter_sort_and_page, |app| {
     assert_eq!(names, ["Bravo", "Charlie", "alpha"]);
     let r = app.get("/agents?q=RAV", &u.token).await;
     assert_eq!(r.body["data"].as_array().unwrap().len(), 1);
+    // Search words match themselves: `%` and `_` are no wildcards.
+    for q in ["%25", "_", "%5C"] {
+        let r = app.get(&format!("/agents?q={q}"), &u.token).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["data"], json!([]), "q={q}: {}", r.text);
+    }
     // A cursor from one sort is refused under another; unknown sorts and filters are 422.
     let c = app.get("/agents?sort=name&limit=1", &u.token).await.body["next_cursor"]
         .as_str()
