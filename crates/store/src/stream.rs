@@ -46,6 +46,30 @@ pub struct NewStreamEvent {
     pub data: Value,
 }
 
+/// On the connection or transaction `$c`: takes the next number of `$it`'s topic and stores
+/// the event under it; evaluates to the number.
+macro_rules! number_and_store {
+    ($c:ident, $org_id:expr, $it:expr, $now:expr) => {{
+        let seq: i64 = sqlx::query_scalar(NEXT_SEQ)
+            .bind(&$it.topic)
+            .bind($org_id)
+            .fetch_one(&mut *$c)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        sqlx::query(INSERT_EVENT)
+            .bind(&$it.topic)
+            .bind(seq)
+            .bind($org_id)
+            .bind($it.event)
+            .bind(Json(&$it.data))
+            .bind($now)
+            .execute(&mut *$c)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        seq
+    }};
+}
+
 impl Store {
     /// Appends events (in order within each topic) in one transaction and returns them with
     /// their sequence numbers.
@@ -70,22 +94,7 @@ impl Store {
         let out: Vec<StreamEvent> = tx!(self, |tx| {
             let mut out = Vec::with_capacity(items.len());
             for it in items {
-                let seq: i64 = sqlx::query_scalar(NEXT_SEQ)
-                    .bind(&it.topic)
-                    .bind(org_id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(StoreError::from_sqlx)?;
-                sqlx::query(INSERT_EVENT)
-                    .bind(&it.topic)
-                    .bind(seq)
-                    .bind(org_id)
-                    .bind(it.event)
-                    .bind(Json(&it.data))
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::from_sqlx)?;
+                let seq = number_and_store!(tx, org_id, it, now);
                 out.push(StreamEvent {
                     topic: it.topic,
                     seq,
@@ -147,23 +156,7 @@ impl Store {
                 // write comes between the number and its event. A crash between the two
                 // leaves a gap in the numbers, which readers pass over.
                 let mut conn = write.acquire().await.map_err(StoreError::from_sqlx)?;
-                let seq: i64 = sqlx::query_scalar(NEXT_SEQ)
-                    .bind(&it.topic)
-                    .bind(org_id)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(StoreError::from_sqlx)?;
-                sqlx::query(INSERT_EVENT)
-                    .bind(&it.topic)
-                    .bind(seq)
-                    .bind(org_id)
-                    .bind(it.event)
-                    .bind(Json(&it.data))
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(StoreError::from_sqlx)?;
-                seq
+                number_and_store!(conn, org_id, it, now)
             }
         };
         Ok(StreamEvent {

@@ -30,6 +30,20 @@ pub async fn mock_provider(app: &TestApp, u: &User, mock: &MockProvider, kind: &
     r.body["id"].as_str().unwrap().to_string()
 }
 
+/// Sets a provider's price table (`{"<model>": {"input", "cached_input"?, "output"}}`).
+pub async fn set_prices(app: &TestApp, u: &User, pid: &str, prices: Value) -> Resp {
+    let r = app
+        .call(
+            "PATCH",
+            &format!("/providers/{pid}"),
+            Some(&u.token),
+            Some(json!({ "prices": prices })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r
+}
+
 pub async fn make_agent(app: &TestApp, u: &User, body: Value) -> Value {
     let r = app.post("/agents", Some(&u.token), body).await;
     assert_eq!(r.status, 201, "{}", r.text);
@@ -72,15 +86,13 @@ both_backends!(openai_streams_records_usage_and_exact_cost, |app| {
     let u = app.register("Alice").await;
     let pid = mock_provider(&app, &u, &mock, "openai").await;
     // $1.00 / $0.50 / $2.00 per million tokens.
-    let r = app
-        .call(
-            "PATCH",
-            &format!("/providers/{pid}"),
-            Some(&u.token),
-            Some(json!({"prices": {"mock-model": {"input": 1_000_000, "cached_input": 500_000, "output": 2_000_000}}})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let r = set_prices(
+        &app,
+        &u,
+        &pid,
+        json!({"mock-model": {"input": 1_000_000, "cached_input": 500_000, "output": 2_000_000}}),
+    )
+    .await;
     assert!(!r.text.contains("sk-test-secret") && !r.text.contains("extra-secret"));
     assert_eq!(r.body["has_api_key"], true);
     assert_eq!(r.body["header_names"], json!(["X-Extra"]));
@@ -529,15 +541,13 @@ both_backends!(fallbacks_answer_when_the_primary_fails, |app| {
     let u = app.register("Alice").await;
     let p1 = mock_provider(&app, &u, &primary, "openai").await;
     let p2 = mock_provider(&app, &u, &backup, "anthropic").await;
-    let r = app
-        .call(
-            "PATCH",
-            &format!("/providers/{p2}"),
-            Some(&u.token),
-            Some(json!({"prices": {"backup-model": {"input": 3_000_000, "output": 15_000_000}}})),
-        )
-        .await;
-    assert_eq!(r.status, 200);
+    set_prices(
+        &app,
+        &u,
+        &p2,
+        json!({"backup-model": {"input": 3_000_000, "output": 15_000_000}}),
+    )
+    .await;
     let agent = make_agent(
         &app,
         &u,

@@ -7,7 +7,7 @@ use agentry_testkit::mcp::McpServer;
 use agentry_testkit::mock::{MockProvider, MockUsage, Reply};
 use agentry_testkit::tool_server::ToolServer;
 
-use super::executions::{make_agent, mock_provider, poll};
+use super::executions::{make_agent, mock_provider, poll, set_prices};
 use super::mcp::{add_mcp_server, tool_calls};
 use super::*;
 
@@ -38,15 +38,13 @@ both_backends!(
         let web = ToolServer::start().await;
         let u = app.register("Alice").await;
         let pid = mock_provider(&app, &u, &mock, "openai").await;
-        let r = app
-            .call(
-                "PATCH",
-                &format!("/providers/{pid}"),
-                Some(&u.token),
-                Some(json!({"prices": {"mock-model": {"input": 1_000_000, "output": 2_000_000}}})),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}", r.text);
+        set_prices(
+            &app,
+            &u,
+            &pid,
+            json!({"mock-model": {"input": 1_000_000, "output": 2_000_000}}),
+        )
+        .await;
         let calc = add_mcp_server(
             &app,
             &u,

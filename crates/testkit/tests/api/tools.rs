@@ -8,7 +8,7 @@ use std::time::Duration;
 use agentry_testkit::mock::{MockProvider, MockUsage, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::executions::{make_agent, mock_provider, poll};
+use super::executions::{make_agent, mock_provider, poll, set_prices};
 use super::*;
 
 /// A tiny HTTP server on 127.0.0.1 that answers every request with JSON describing it, and
@@ -268,15 +268,13 @@ both_backends!(
         let mock = MockProvider::start().await;
         let u = app.register("Alice").await;
         let pid = mock_provider(&app, &u, &mock, "openai").await;
-        let r = app
-            .call(
-                "PATCH",
-                &format!("/providers/{pid}"),
-                Some(&u.token),
-                Some(json!({"prices": {"mock-model": {"input": 1_000_000, "output": 2_000_000}}})),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}", r.text);
+        set_prices(
+            &app,
+            &u,
+            &pid,
+            json!({"mock-model": {"input": 1_000_000, "output": 2_000_000}}),
+        )
+        .await;
         let helper = make_agent(
             &app,
             &u,
