@@ -36,7 +36,7 @@ impl Db {
     }
 
     /// A server on a fresh database (PostgreSQL: a new database made with `createdb`).
-    fn server(
+    pub(crate) fn server(
         &self,
         bin: &str,
         tag: &str,
@@ -61,7 +61,9 @@ impl Db {
             .collect();
         env.push(("AGENTRY_RATE_LIMIT_API".into(), "4000000000".into()));
         if let Some(admin) = &self.postgres {
-            let name = format!("agentry_bench_{}_{tag}", std::process::id());
+            static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let name = format!("agentry_bench_{}_{n}_{tag}", std::process::id());
             let status = std::process::Command::new("createdb")
                 .args(["-h", "127.0.0.1", "-U", "postgres", &name])
                 .status()?;
@@ -70,6 +72,26 @@ impl Db {
             env.push(("AGENTRY_DATABASE_URL".into(), format!("{base}/{name}")));
         }
         Ok(env)
+    }
+
+    /// Drops the PostgreSQL databases this process made (their servers must have stopped).
+    pub(crate) fn drop_databases(&self) -> anyhow::Result<()> {
+        if self.postgres.is_none() {
+            return Ok(());
+        }
+        let out = std::process::Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-Atc"])
+            .arg(format!(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'agentry\\_bench\\_{}\\_%'",
+                std::process::id()
+            ))
+            .output()?;
+        for name in String::from_utf8_lossy(&out.stdout).lines() {
+            std::process::Command::new("dropdb")
+                .args(["-h", "127.0.0.1", "-U", "postgres", "--force", name])
+                .status()?;
+        }
+        Ok(())
     }
 }
 
@@ -178,7 +200,7 @@ impl Setup {
     }
 
     /// Waits until `n` executions of the agent have finished; returns how many succeeded.
-    async fn wait_finished(&self, n: i64, within: Duration) -> anyhow::Result<i64> {
+    pub(crate) async fn wait_finished(&self, n: i64, within: Duration) -> anyhow::Result<i64> {
         let deadline = Instant::now() + within;
         loop {
             let s: Value = self

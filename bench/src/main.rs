@@ -5,9 +5,11 @@
 //! cargo build --release --workspace
 //! target/release/agentry-bench startup  [--bin target/release/agentry]
 //! target/release/agentry-bench auth-me  [--bin ...] [--connections 64] [--seconds 10]
-//!                                       [--runs 3] [--rate 5000]
+//!                                       [--runs 3] [--rate 5000] [--postgres URL]
 //! target/release/agentry-bench load     --addr 127.0.0.1:8080 --token T [--path ...]
 //!                                       [--connections 64] [--seconds 10] [--rate R]
+//! target/release/agentry-bench report           [--postgres URL] [--out bench/results/report] [--quick true]
+//! target/release/agentry-bench render           [--out bench/results/report]   (report.md and plots again from report.json)
 //! target/release/agentry-bench crash-drill      [--kills 10] [--rate 20] [--postgres URL]
 //! target/release/agentry-bench fault-drill      [--seconds 20] [--rate 20] [--postgres URL]
 //! target/release/agentry-bench soak             [--seconds 600] [--rate 20] [--follow true] [--postgres URL]
@@ -27,6 +29,8 @@ mod drill;
 mod executions;
 mod live;
 mod load;
+mod plot;
+mod report;
 mod server;
 
 use std::collections::HashMap;
@@ -61,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
         "startup" => startup(&bin).await?,
         "auth-me" => {
             auth_me(
+                &db,
                 &bin,
                 opt("connections", "64").parse()?,
                 Duration::from_secs(opt("seconds", "10").parse()?),
@@ -81,6 +86,16 @@ async fn main() -> anyhow::Result<()> {
             let connections = opt("connections", "64").parse()?;
             report(vec![load::run(&target, connections, seconds, rate).await?])
         }
+        "report" => {
+            report::run(
+                &bin,
+                db.postgres.clone(),
+                std::path::Path::new(&opt("out", "bench/results/report")),
+                report::Scale::new(opt("quick", "false").parse()?),
+            )
+            .await?
+        }
+        "render" => report::render(std::path::Path::new(&opt("out", "bench/results/report")))?,
         "crash-drill" => {
             drill::crash(
                 &db,
@@ -167,7 +182,7 @@ async fn main() -> anyhow::Result<()> {
             .await?
         }
         other => anyhow::bail!(
-            "unknown benchmark {other:?}; use startup, auth-me, load, exec-throughput, \
+            "unknown benchmark {other:?}; use report, render, startup, auth-me, load, exec-throughput, \
              exec-latency, exec-concurrency, agent-routes, stream-overhead, ws-memory or ws-fanout"
         ),
     };
@@ -180,7 +195,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// Spawn to the first 200 from `/readyz`, on a fresh directory (secrets and migrations) and
 /// again on the migrated one, and the idle RSS one second after ready. Five runs.
-async fn startup(bin: &str) -> anyhow::Result<Value> {
+pub(crate) async fn startup(bin: &str) -> anyhow::Result<Value> {
     let mut first = vec![];
     let mut warm = vec![];
     let mut rss = vec![];
@@ -206,19 +221,15 @@ async fn startup(bin: &str) -> anyhow::Result<Value> {
 
 /// `GET /api/v1/auth/me` with a JWT and with an API key: closed-loop maximum throughput at
 /// `connections`, then open-loop latency at a fixed `rate`; the two credentials alternate.
-async fn auth_me(
+pub(crate) async fn auth_me(
+    db: &executions::Db,
     bin: &str,
     connections: usize,
     duration: Duration,
     runs: usize,
     rate: f64,
 ) -> anyhow::Result<Value> {
-    let s = Server::spawn(
-        bin,
-        temp_dir("auth-me"),
-        18_700,
-        &[("AGENTRY_RATE_LIMIT_API", "4000000000")],
-    )?;
+    let s = db.server(bin, "auth-me", 18_700, &[])?;
     s.wait_ready(Instant::now()).await?;
     let (jwt, key) = credentials(&s).await?;
     let addr = format!("127.0.0.1:{}", s.port).parse()?;
@@ -272,7 +283,8 @@ async fn auth_me(
         "results": result,
         "server_rss_mb_after": rss as f64 / 1024.0,
         "server_peak_rss_mb": hwm as f64 / 1024.0,
-        "note": "(median, min, max) over runs; SQLite; release build; generator on the same machine",
+        "database": db.label(),
+        "note": "(median, min, max) over runs; generator on the same machine",
     }))
 }
 
