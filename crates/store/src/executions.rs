@@ -14,6 +14,10 @@ use crate::{Db, KeySort, Page, PageRequest, Result, Store, StoreError};
 
 pub(crate) const COLS: &str = "id, org_id, agent_id, agent_version, task_id, conversation_id, parent_execution_id, status, input, output, error, attempt, model, provider_id, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, cost_micros, confidence, timeout_seconds, priority, run_after, lease_owner, lease_expires_at, created_by, created_at, updated_at, started_at, completed_at, duration_ms";
 
+/// How many due executions, first in priority order, a claim looks at before it ranks the
+/// whole backlog.
+const CLAIM_CANDIDATES: i64 = 256;
+
 /// Statuses in which an execution is still in someone's hands.
 pub const ACTIVE: &str = "('running', 'awaiting_approval')";
 
@@ -248,6 +252,11 @@ impl Store {
     /// priority first, then oldest, taking turns across orgs, and never more than `org_cap`
     /// running in one org. Executions of paused agents wait, and so does a conversation's reply
     /// while an earlier one is unfinished (replies are answered in order).
+    ///
+    /// The claim looks first among the `CLAIM_CANDIDATES` due executions that come first in
+    /// priority order (an index range, so a claim costs the same whatever the backlog), and
+    /// only when those do not fill `limit` and more are due beyond them does it rank the whole
+    /// backlog (say, when the first candidates all belong to an org at its cap).
     pub async fn claim_executions(
         &self,
         owner: &str,
@@ -256,13 +265,66 @@ impl Store {
         limit: i64,
         org_cap: i64,
     ) -> Result<Vec<Execution>> {
-        const RANKED: &str = "SELECT e.id, e.priority, e.org_id,
+        let mut got = self
+            .claim_among(true, owner, now, lease_until, limit, org_cap)
+            .await?;
+        let left = limit - got.len() as i64;
+        if left > 0
+            && self
+                .due_beyond(now, CLAIM_CANDIDATES - got.len() as i64)
+                .await?
+        {
+            got.extend(
+                self.claim_among(false, owner, now, lease_until, left, org_cap)
+                    .await?,
+            );
+        }
+        Ok(got)
+    }
+
+    /// Whether more than `n` executions are due now.
+    async fn due_beyond(&self, now: DateTime<Utc>, n: i64) -> Result<bool> {
+        let count: i64 = read!(self, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM executions
+               WHERE status = 'pending' AND run_after <= $1 LIMIT $2) d"
+        )
+        .bind(now)
+        .bind(n + 1)
+        .fetch_one(c)
+        .await)
+        .map_err(StoreError::from_sqlx)?;
+        Ok(count > n)
+    }
+
+    /// One claim, among the first `CLAIM_CANDIDATES` due executions (`bounded`) or the whole
+    /// backlog.
+    async fn claim_among(
+        &self,
+        bounded: bool,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+        org_cap: i64,
+    ) -> Result<Vec<Execution>> {
+        let source = if bounded {
+            format!(
+                "(SELECT id AS cid FROM executions WHERE status = 'pending' AND run_after <= $3
+                  ORDER BY priority DESC, id LIMIT {CLAIM_CANDIDATES}) c
+                 JOIN executions e ON e.id = c.cid"
+            )
+        } else {
+            "executions e".to_string()
+        };
+        let ranked = format!(
+            "SELECT e.id, e.priority, e.org_id,
                 ROW_NUMBER() OVER (PARTITION BY e.org_id ORDER BY e.priority DESC, e.id) AS rn
-              FROM executions e JOIN agents a ON a.id = e.agent_id
+              FROM {source} JOIN agents a ON a.id = e.agent_id
               WHERE e.status = 'pending' AND e.run_after <= $3 AND a.status <> 'paused'
                 AND (e.conversation_id IS NULL OR NOT EXISTS (
                     SELECT 1 FROM executions p WHERE p.conversation_id = e.conversation_id
-                      AND p.id < e.id AND p.status IN ('pending', 'running', 'awaiting_approval')))";
+                      AND p.id < e.id AND p.status IN ('pending', 'running', 'awaiting_approval')))"
+        );
         const PICKED: &str = "SELECT r.id FROM ranked r
               WHERE r.rn <= $5 - (SELECT COUNT(*) FROM executions x
                                   WHERE x.org_id = r.org_id AND x.status IN ('running', 'awaiting_approval'))
@@ -273,7 +335,7 @@ impl Store {
             Db::Sqlite { write, .. } => {
                 let mut conn = write.acquire().await.map_err(StoreError::from_sqlx)?;
                 sqlx::query_as(&format!(
-                    "WITH ranked AS ({RANKED}) UPDATE executions SET {SET}
+                    "WITH ranked AS ({ranked}) UPDATE executions SET {SET}
                      WHERE id IN ({PICKED}) RETURNING {COLS}"
                 ))
                 .bind(owner)
@@ -286,7 +348,7 @@ impl Store {
             }
             Db::Postgres(pool) => {
                 sqlx::query_as(&format!(
-                    "WITH ranked AS ({RANKED}), picked AS ({PICKED}),
+                    "WITH ranked AS ({ranked}), picked AS ({PICKED}),
                      locked AS (SELECT id FROM executions WHERE id IN (SELECT id FROM picked)
                                 AND status = 'pending' FOR UPDATE SKIP LOCKED)
                      UPDATE executions SET {SET} FROM locked WHERE executions.id = locked.id

@@ -153,6 +153,82 @@ async fn queue_orders_fairly_and_reaps_postgres() {
     queue_orders_fairly_and_reaps(Backend::Postgres).await;
 }
 
+/// A claim first looks at the due executions that come first in priority order; when those
+/// all belong to an org at its cap, it still finds another org's execution behind them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_looks_past_a_capped_backlog_sqlite() {
+    claim_looks_past_a_capped_backlog(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_looks_past_a_capped_backlog_postgres() {
+    claim_looks_past_a_capped_backlog(Backend::Postgres).await;
+}
+
+async fn claim_looks_past_a_capped_backlog(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.run_runtime = false).await else {
+        return;
+    };
+    let mut agents = vec![];
+    for name in ["Busy", "Quiet"] {
+        let u = app.register(name).await;
+        let p = app
+            .post(
+                "/providers",
+                Some(&u.token),
+                json!({"name": "local", "kind": "echo"}),
+            )
+            .await;
+        let a = app
+            .post(
+                "/agents",
+                Some(&u.token),
+                json!({"name": "A", "provider_id": p.body["id"]}),
+            )
+            .await;
+        agents.push((u, a.body["id"].as_str().unwrap().to_string()));
+    }
+    // More of the busy org's executions than a claim's first look covers, all older.
+    let (busy, busy_agent) = &agents[0];
+    for _ in 0..300 {
+        let r = app
+            .post(
+                "/executions",
+                Some(&busy.token),
+                json!({"agent_id": busy_agent, "input": "x"}),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}", r.text);
+    }
+    let (quiet, quiet_agent) = &agents[1];
+    let r = app
+        .post(
+            "/executions",
+            Some(&quiet.token),
+            json!({"agent_id": quiet_agent, "input": "x"}),
+        )
+        .await;
+    let quiet_id = r.body["id"].as_str().unwrap().to_string();
+    let now = chrono::Utc::now();
+    let lease = now + chrono::Duration::seconds(30);
+    // The busy org reaches its cap of two.
+    let first = app
+        .store
+        .claim_executions("w1", now, lease, 2, 2)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    assert!(first.iter().all(|e| e.id.to_string() != quiet_id));
+    // The next claim passes over 299 waiting, capped executions to the quiet org's.
+    let next = app
+        .store
+        .claim_executions("w1", now, lease, 10, 2)
+        .await
+        .unwrap();
+    let ids: Vec<String> = next.iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(ids, vec![quiet_id]);
+}
+
 async fn queue_orders_fairly_and_reaps(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, |s| s.run_runtime = false).await else {
         return;
