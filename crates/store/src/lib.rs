@@ -111,6 +111,8 @@ pub(crate) enum Db {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) db: Db,
+    /// SQLite: the queue of the stream's group commit.
+    pub(crate) appends: std::sync::Arc<std::sync::Mutex<stream::Appends>>,
 }
 
 /// Pool sizes and timeouts.
@@ -143,6 +145,7 @@ impl Store {
                 .await?;
             Ok(Store {
                 db: Db::Postgres(pool),
+                appends: Default::default(),
             })
         } else if url.starts_with("sqlite:") {
             let connect = SqliteConnectOptions::from_str(url)
@@ -162,6 +165,7 @@ impl Store {
             .await?;
             Ok(Store {
                 db: Db::Sqlite { read, write },
+                appends: Default::default(),
             })
         } else {
             Err(StoreError::Url(

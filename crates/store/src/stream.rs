@@ -70,6 +70,59 @@ macro_rules! number_and_store {
     }};
 }
 
+/// A request waiting for the SQLite group commit.
+pub(crate) struct Append {
+    ticket: u64,
+    org_id: Uuid,
+    items: Vec<NewStreamEvent>,
+    now: DateTime<Utc>,
+    done: tokio::sync::oneshot::Sender<Result<Vec<StreamEvent>>>,
+}
+
+/// The queue of the SQLite group commit (see [`Store::append_stream`]).
+#[derive(Default)]
+pub(crate) struct Appends {
+    next_ticket: u64,
+    waiting: Vec<Append>,
+}
+
+impl std::fmt::Debug for Appends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appends")
+            .field("waiting", &self.waiting.len())
+            .finish()
+    }
+}
+
+/// Stores every request of `batch` in one transaction on the writer connection `conn`; the
+/// events of each request, in order.
+async fn store_batch(
+    conn: &mut sqlx::SqliteConnection,
+    batch: &[Append],
+) -> Result<Vec<Vec<StreamEvent>>> {
+    let mut tx = sqlx::Connection::begin(&mut *conn)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+    let mut out = Vec::with_capacity(batch.len());
+    for a in batch {
+        let mut events = Vec::with_capacity(a.items.len());
+        for it in &a.items {
+            let seq = number_and_store!(tx, a.org_id, it, a.now);
+            events.push(StreamEvent {
+                topic: it.topic.clone(),
+                seq,
+                org_id: a.org_id,
+                event: it.event.to_string(),
+                data: Json(it.data.clone()),
+                created_at: a.now,
+            });
+        }
+        out.push(events);
+    }
+    tx.commit().await.map_err(StoreError::from_sqlx)?;
+    Ok(out)
+}
+
 impl Store {
     /// Appends events (in order within each topic) in one transaction and returns them with
     /// their sequence numbers.
@@ -81,6 +134,9 @@ impl Store {
     ) -> Result<Vec<StreamEvent>> {
         if items.is_empty() {
             return Ok(vec![]);
+        }
+        if let Db::Sqlite { write, .. } = &self.db {
+            return self.append_grouped(write, org_id, items, now).await;
         }
         if items.len() == 1 {
             return self
@@ -121,6 +177,76 @@ impl Store {
             out
         });
         Ok(out)
+    }
+
+    /// SQLite: appends through a group commit. The request joins a queue; whoever gets the one
+    /// writer connection next stores every queued request in one transaction and answers each.
+    /// Under load many executions' events share one commit (SQLite's cost is mostly the commit:
+    /// the WAL frames of every page touched), and alone a request is its own batch of one. A
+    /// batch that fails is retried one request at a time, so one bad request fails only itself.
+    async fn append_grouped(
+        &self,
+        write: &crate::sqlite_pool::SqlitePool,
+        org_id: Uuid,
+        items: Vec<NewStreamEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StreamEvent>> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let ticket = {
+            let mut q = self.appends.lock().unwrap_or_else(|p| p.into_inner());
+            q.next_ticket += 1;
+            let ticket = q.next_ticket;
+            q.waiting.push(Append {
+                ticket,
+                org_id,
+                items,
+                now,
+                done,
+            });
+            ticket
+        };
+        let conn = write.acquire().await;
+        let batch = {
+            let mut q = self.appends.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = &conn {
+                // Not written: withdraw the request unless another writer has taken it.
+                if let Some(i) = q.waiting.iter().position(|a| a.ticket == ticket) {
+                    q.waiting.remove(i);
+                    return Err(StoreError::Database(sqlx::Error::Protocol(format!(
+                        "no writer connection: {e}"
+                    ))));
+                }
+            }
+            std::mem::take(&mut q.waiting)
+        };
+        if let Ok(mut conn) = conn {
+            match store_batch(&mut conn, &batch).await {
+                Ok(out) => {
+                    for (a, events) in batch.into_iter().zip(out) {
+                        let _ = a.done.send(Ok(events));
+                    }
+                }
+                Err(e) if batch.len() == 1 => {
+                    for a in batch {
+                        let _ = a.done.send(Err(e));
+                        break;
+                    }
+                }
+                Err(_) => {
+                    for a in batch {
+                        let out = store_batch(&mut conn, std::slice::from_ref(&a))
+                            .await
+                            .map(|mut v| v.pop().unwrap_or_default());
+                        let _ = a.done.send(out);
+                    }
+                }
+            }
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Database(sqlx::Error::Protocol(
+                "the batch holding this append was dropped".into(),
+            )))
+        })
     }
 
     /// One event without a transaction (the common case: a token delta). PostgreSQL does it in

@@ -192,3 +192,81 @@ both_backends!(a_retried_call_says_its_text_is_void, |app| {
         "second time lucky"
     );
 });
+
+/// Many writers appending at once (SQLite commits them in groups): every event is stored once,
+/// each topic is numbered 1, 2, 3… with no gap, and each writer got back the numbers stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_number_each_topic_without_gaps_sqlite() {
+    concurrent_appends_number_each_topic_without_gaps(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_number_each_topic_without_gaps_postgres() {
+    concurrent_appends_number_each_topic_without_gaps(Backend::Postgres).await;
+}
+
+async fn concurrent_appends_number_each_topic_without_gaps(backend: Backend) {
+    use agentry_store::NewStreamEvent;
+    let Some(app) = TestApp::spawn_with(backend, |s| s.run_runtime = false).await else {
+        return;
+    };
+    let u = app.register("Appender").await;
+    let org = u.org_id;
+    let mut writers = vec![];
+    for w in 0..40 {
+        let store = app.store.clone();
+        writers.push(tokio::spawn(async move {
+            let mut got = vec![];
+            for i in 0..10 {
+                // A shared topic, and one of four others, in one request.
+                let items = vec![
+                    NewStreamEvent {
+                        topic: "test:shared".into(),
+                        event: "tick",
+                        data: json!({"w": w, "i": i}),
+                    },
+                    NewStreamEvent {
+                        topic: format!("test:part{}", w % 4),
+                        event: "tick",
+                        data: json!({"w": w, "i": i}),
+                    },
+                ];
+                let items = if i % 2 == 0 {
+                    items
+                } else {
+                    items[..1].to_vec()
+                };
+                got.extend(
+                    store
+                        .append_stream(org, items, chrono::Utc::now())
+                        .await
+                        .unwrap(),
+                );
+            }
+            got
+        }));
+    }
+    let mut returned = vec![];
+    for w in writers {
+        returned.extend(w.await.unwrap());
+    }
+    assert_eq!(returned.len(), 40 * 10 + 40 * 5);
+    for (topic, n) in [
+        ("test:shared", 400),
+        ("test:part0", 50),
+        ("test:part1", 50),
+        ("test:part2", 50),
+        ("test:part3", 50),
+    ] {
+        let stored = app.store.stream_after(org, topic, 0, 1000).await.unwrap();
+        let seqs: Vec<i64> = stored.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=n).collect::<Vec<i64>>(), "{topic}");
+        for e in &stored {
+            let mine = returned
+                .iter()
+                .find(|r| r.topic == topic && r.seq == e.seq)
+                .unwrap_or_else(|| panic!("{topic} {} not returned to its writer", e.seq));
+            assert_eq!(mine.data.0, e.data.0);
+        }
+    }
+}
