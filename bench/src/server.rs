@@ -20,10 +20,14 @@ impl Server {
         cmd.arg("serve")
             .env("AGENTRY_DATA_DIR", &dir)
             .env("AGENTRY_LISTEN", format!("127.0.0.1:{port}"))
-            .env("AGENTRY_LOG", "warn")
+            .env(
+                "AGENTRY_LOG",
+                std::env::var("AGENTRY_BENCH_SERVER_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // The server's log, when asked for (to see why a run went wrong).
+        // The server's log, when asked for (to see why a run went wrong), at
+        // `AGENTRY_BENCH_SERVER_LOG_LEVEL` (an `AGENTRY_LOG` filter; default `warn`).
         if let Some(path) = std::env::var_os("AGENTRY_BENCH_SERVER_LOG") {
             cmd.stderr(std::fs::File::create(path)?);
         }
