@@ -48,7 +48,7 @@ impl Scale {
             Scale {
                 runs: 3,
                 seconds: 5,
-                executions: 5_000,
+                executions: 3_000,
                 latency_samples: 200,
                 concurrency: 2_000,
                 ws_connections: 10_000,
