@@ -227,9 +227,8 @@ impl Store {
                     }
                 }
                 Err(e) if batch.len() == 1 => {
-                    for a in batch {
+                    if let Some(a) = batch.into_iter().next() {
                         let _ = a.done.send(Err(e));
-                        break;
                     }
                 }
                 Err(_) => {
