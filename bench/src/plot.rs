@@ -170,14 +170,16 @@ impl Chart {
     /// The chart as a PNG image, 960 × 560.
     pub fn png(&self) -> std::io::Result<Vec<u8>> {
         let (w, h) = (960i64, 560i64);
-        let (left, right, top, bottom) = (90i64, 250i64, 56i64, 70i64);
-        let (pw, ph) = (w - left - right, h - top - bottom);
-        let mut c = Canvas::new(w as usize, h as usize);
         let all = self.series.iter().flat_map(|s| s.points.iter());
         let x_max = all.clone().map(|p| p.0).fold(0.0, f64::max).max(1e-9);
         let y_max = all.map(|p| p.1).fold(0.0, f64::max).max(1e-9);
         let (xs, ys) = (tick_step(x_max, 6.0), tick_step(y_max, 6.0));
         let (x_top, y_top) = ((x_max / xs).ceil() * xs, (y_max / ys).ceil() * ys);
+        // Room on the left for the widest tick label and the axis title beside it.
+        let widest = text_width(&tick_label(y_top, ys), 2);
+        let (left, right, top, bottom) = (widest + 50, 250i64, 56i64, 70i64);
+        let (pw, ph) = (w - left - right, h - top - bottom);
+        let mut c = Canvas::new(w as usize, h as usize);
         let at = |x: f64, y: f64| {
             (
                 left + (x / x_top * pw as f64).round() as i64,
