@@ -205,39 +205,26 @@ impl Store {
             });
             ticket
         };
-        let conn = write.acquire().await;
-        let batch = {
-            let mut q = self.appends.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = &conn {
-                // Not written: withdraw the request unless another writer has taken it.
+        match write.acquire().await {
+            Ok(mut conn) => {
+                let batch = std::mem::take(
+                    &mut self
+                        .appends
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .waiting,
+                );
+                Self::write_batch(&mut conn, batch).await;
+            }
+            Err(e) => {
+                // Not written: withdraw the request unless another writer has taken it (then
+                // its answer comes from that writer). Others' requests stay queued.
+                let mut q = self.appends.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(i) = q.waiting.iter().position(|a| a.ticket == ticket) {
                     q.waiting.remove(i);
                     return Err(StoreError::Database(sqlx::Error::Protocol(format!(
                         "no writer connection: {e}"
                     ))));
-                }
-            }
-            std::mem::take(&mut q.waiting)
-        };
-        if let Ok(mut conn) = conn {
-            match store_batch(&mut conn, &batch).await {
-                Ok(out) => {
-                    for (a, events) in batch.into_iter().zip(out) {
-                        let _ = a.done.send(Ok(events));
-                    }
-                }
-                Err(e) if batch.len() == 1 => {
-                    if let Some(a) = batch.into_iter().next() {
-                        let _ = a.done.send(Err(e));
-                    }
-                }
-                Err(_) => {
-                    for a in batch {
-                        let out = store_batch(&mut conn, std::slice::from_ref(&a))
-                            .await
-                            .map(|mut v| v.pop().unwrap_or_default());
-                        let _ = a.done.send(out);
-                    }
                 }
             }
         }
@@ -246,6 +233,35 @@ impl Store {
                 "the batch holding this append was dropped".into(),
             )))
         })
+    }
+
+    /// Stores `batch` in one transaction and answers each request; if that fails, one
+    /// transaction per request, so one bad request fails only itself.
+    async fn write_batch(conn: &mut sqlx::SqliteConnection, batch: Vec<Append>) {
+        // Empty when another writer took this request with the rest.
+        if batch.is_empty() {
+            return;
+        }
+        match store_batch(&mut *conn, &batch).await {
+            Ok(out) => {
+                for (a, events) in batch.into_iter().zip(out) {
+                    let _ = a.done.send(Ok(events));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                if let Some(a) = batch.into_iter().next() {
+                    let _ = a.done.send(Err(e));
+                }
+            }
+            Err(_) => {
+                for a in batch {
+                    let out = store_batch(&mut *conn, std::slice::from_ref(&a))
+                        .await
+                        .map(|mut v| v.pop().unwrap_or_default());
+                    let _ = a.done.send(out);
+                }
+            }
+        }
     }
 
     /// One event without a transaction (the common case: a token delta). PostgreSQL does it in
