@@ -13,7 +13,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::macros::{read, tx};
+use crate::macros::read;
 use crate::{Db, Result, Store, StoreError};
 
 /// The PostgreSQL channel that carries `<topic> <seq>` for each appended batch.
@@ -46,27 +46,38 @@ pub struct NewStreamEvent {
     pub data: Value,
 }
 
-/// On the connection or transaction `$c`: takes the next number of `$it`'s topic and stores
-/// the event under it; evaluates to the number.
-macro_rules! number_and_store {
-    ($c:ident, $org_id:expr, $it:expr, $now:expr) => {{
-        let seq: i64 = sqlx::query_scalar(NEXT_SEQ)
-            .bind(&$it.topic)
-            .bind($org_id)
-            .fetch_one(&mut *$c)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        sqlx::query(INSERT_EVENT)
-            .bind(&$it.topic)
-            .bind(seq)
-            .bind($org_id)
-            .bind($it.event)
-            .bind(Json(&$it.data))
-            .bind($now)
-            .execute(&mut *$c)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        seq
+/// On the connection or transaction `$c`: for each event of `$items` in order, takes the next
+/// number of its topic and stores it under that number; evaluates to the stored events.
+macro_rules! store_events {
+    ($c:ident, $org_id:expr, $items:expr, $now:expr) => {{
+        let mut out = Vec::with_capacity($items.len());
+        for it in $items {
+            let seq: i64 = sqlx::query_scalar(NEXT_SEQ)
+                .bind(&it.topic)
+                .bind($org_id)
+                .fetch_one(&mut *$c)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            sqlx::query(INSERT_EVENT)
+                .bind(&it.topic)
+                .bind(seq)
+                .bind($org_id)
+                .bind(it.event)
+                .bind(Json(&it.data))
+                .bind($now)
+                .execute(&mut *$c)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            out.push(StreamEvent {
+                topic: it.topic.clone(),
+                seq,
+                org_id: $org_id,
+                event: it.event.to_string(),
+                data: Json(it.data.clone()),
+                created_at: $now,
+            });
+        }
+        out
     }};
 }
 
@@ -105,27 +116,52 @@ async fn store_batch(
         .map_err(StoreError::from_sqlx)?;
     let mut out = Vec::with_capacity(batch.len());
     for a in batch {
-        let mut events = Vec::with_capacity(a.items.len());
-        for it in &a.items {
-            let seq = number_and_store!(tx, a.org_id, it, a.now);
-            events.push(StreamEvent {
-                topic: it.topic.clone(),
-                seq,
-                org_id: a.org_id,
-                event: it.event.to_string(),
-                data: Json(it.data.clone()),
-                created_at: a.now,
-            });
-        }
-        out.push(events);
+        out.push(store_events!(tx, a.org_id, &a.items, a.now));
     }
     tx.commit().await.map_err(StoreError::from_sqlx)?;
     Ok(out)
 }
 
+/// PostgreSQL: one event in one statement (the common case: a token delta): the number from
+/// the topic's head row (locked until the statement commits), the event, and the notice.
+async fn append_one(
+    pool: &sqlx::PgPool,
+    org_id: Uuid,
+    it: NewStreamEvent,
+    now: DateTime<Utc>,
+) -> Result<StreamEvent> {
+    let seq: i64 = sqlx::query_scalar(
+        "WITH h AS (
+            INSERT INTO stream_heads (topic, org_id, seq) VALUES ($1, $2, 1)
+            ON CONFLICT (topic) DO UPDATE SET seq = stream_heads.seq + 1 RETURNING seq),
+         e AS (
+            INSERT INTO stream_events (topic, seq, org_id, event, data, created_at)
+            SELECT $1, h.seq, $2, $3, $4, $5 FROM h RETURNING seq)
+         SELECT e.seq FROM e, LATERAL (SELECT pg_notify($6, $1 || ' ' || e.seq)) n",
+    )
+    .bind(&it.topic)
+    .bind(org_id)
+    .bind(it.event)
+    .bind(Json(&it.data))
+    .bind(now)
+    .bind(NOTIFY_CHANNEL)
+    .fetch_one(pool)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(StreamEvent {
+        topic: it.topic,
+        seq,
+        org_id,
+        event: it.event.to_string(),
+        data: Json(it.data),
+        created_at: now,
+    })
+}
+
 impl Store {
     /// Appends events (in order within each topic) in one transaction and returns them with
-    /// their sequence numbers.
+    /// their sequence numbers. On SQLite the transaction may hold other appends too (see
+    /// `append_grouped`).
     pub async fn append_stream(
         &self,
         org_id: Uuid,
@@ -135,47 +171,34 @@ impl Store {
         if items.is_empty() {
             return Ok(vec![]);
         }
-        if let Db::Sqlite { write, .. } = &self.db {
-            return self.append_grouped(write, org_id, items, now).await;
-        }
+        let pool = match &self.db {
+            Db::Sqlite { write, .. } => {
+                return self.append_grouped(write, org_id, items, now).await;
+            }
+            Db::Postgres(pool) => pool,
+        };
         if items.len() == 1 {
-            return self
-                .append_one(org_id, items.remove(0), now)
+            return append_one(pool, org_id, items.remove(0), now)
                 .await
                 .map(|e| vec![e]);
         }
         // Heads are locked in topic order, so two batches never wait on each other in a cycle.
         items.sort_by(|a, b| a.topic.cmp(&b.topic));
-        let postgres = matches!(self.db, Db::Postgres(_));
-        let out: Vec<StreamEvent> = tx!(self, |tx| {
-            let mut out = Vec::with_capacity(items.len());
-            for it in items {
-                let seq = number_and_store!(tx, org_id, it, now);
-                out.push(StreamEvent {
-                    topic: it.topic,
-                    seq,
-                    org_id,
-                    event: it.event.to_string(),
-                    data: Json(it.data),
-                    created_at: now,
-                });
+        let mut tx = pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let out = store_events!(tx, org_id, &items, now);
+        for (i, e) in out.iter().enumerate() {
+            // One notice per topic (delivered at commit): its last number.
+            if out.get(i + 1).is_some_and(|n| n.topic == e.topic) {
+                continue;
             }
-            if postgres {
-                for (i, e) in out.iter().enumerate() {
-                    // One notice per topic: its last number.
-                    if out.get(i + 1).is_some_and(|n| n.topic == e.topic) {
-                        continue;
-                    }
-                    sqlx::query("SELECT pg_notify($1, $2)")
-                        .bind(NOTIFY_CHANNEL)
-                        .bind(format!("{} {}", e.topic, e.seq))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(StoreError::from_sqlx)?;
-                }
-            }
-            out
-        });
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(NOTIFY_CHANNEL)
+                .bind(format!("{} {}", e.topic, e.seq))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+        }
+        tx.commit().await.map_err(StoreError::from_sqlx)?;
         Ok(out)
     }
 
@@ -262,52 +285,6 @@ impl Store {
                 }
             }
         }
-    }
-
-    /// One event without a transaction (the common case: a token delta). PostgreSQL does it in
-    /// one statement: the number from the topic's head row (locked until the statement
-    /// commits), the event, and the notice; SQLite in two on its one writer connection.
-    async fn append_one(
-        &self,
-        org_id: Uuid,
-        it: NewStreamEvent,
-        now: DateTime<Utc>,
-    ) -> Result<StreamEvent> {
-        let seq: i64 = match &self.db {
-            Db::Postgres(pool) => sqlx::query_scalar(
-                "WITH h AS (
-                    INSERT INTO stream_heads (topic, org_id, seq) VALUES ($1, $2, 1)
-                    ON CONFLICT (topic) DO UPDATE SET seq = stream_heads.seq + 1 RETURNING seq),
-                 e AS (
-                    INSERT INTO stream_events (topic, seq, org_id, event, data, created_at)
-                    SELECT $1, h.seq, $2, $3, $4, $5 FROM h RETURNING seq)
-                 SELECT e.seq FROM e, LATERAL (SELECT pg_notify($6, $1 || ' ' || e.seq)) n",
-            )
-            .bind(&it.topic)
-            .bind(org_id)
-            .bind(it.event)
-            .bind(Json(&it.data))
-            .bind(now)
-            .bind(NOTIFY_CHANNEL)
-            .fetch_one(pool)
-            .await
-            .map_err(StoreError::from_sqlx)?,
-            Db::Sqlite { write, .. } => {
-                // Both statements on the one writer connection, held throughout: no other
-                // write comes between the number and its event. A crash between the two
-                // leaves a gap in the numbers, which readers pass over.
-                let mut conn = write.acquire().await.map_err(StoreError::from_sqlx)?;
-                number_and_store!(conn, org_id, it, now)
-            }
-        };
-        Ok(StreamEvent {
-            topic: it.topic,
-            seq,
-            org_id,
-            event: it.event.to_string(),
-            data: Json(it.data),
-            created_at: now,
-        })
     }
 
     /// Up to `limit` events of `topic` after `after`, oldest first.
