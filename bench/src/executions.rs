@@ -17,7 +17,7 @@ use agentry_testkit::mock::{MockProvider, Reply};
 use serde_json::{Value, json};
 
 use crate::load::{self, Target};
-use crate::server::{Server, summary, temp_dir};
+use crate::server::{Server, quantiles, summary, temp_dir};
 use crate::{credentials, ms, report};
 
 /// Where the server keeps its data: SQLite in its data directory, or a PostgreSQL URL.
@@ -294,12 +294,10 @@ pub async fn latency(db: &Db, bin: &str, n: usize) -> anyhow::Result<Value> {
             lat.push(ms(at.saturating_duration_since(sent)));
         }
     }
-    lat.sort_by(|a, b| a.total_cmp(b));
-    let q = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
     Ok(json!({
         "database": db.label(),
         "samples": n,
-        "create_to_provider_ms": {"p50": q(0.5), "p99": q(0.99), "max": q(1.0)},
+        "create_to_provider_ms": quantiles(&mut lat),
         "note": "one execution at a time after 20 warm-up; from sending POST /executions to the mock having read the provider request",
     }))
 }

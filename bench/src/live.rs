@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::executions::{Db, Setup, setup};
 use crate::ms;
-use crate::server::summary;
+use crate::server::{quantile, summary};
 
 /// `n` words, the reply the mock streams one word per event.
 fn tokens(n: usize) -> String {
@@ -58,11 +58,6 @@ fn openai_token(event: &str) -> bool {
 
 fn agentry_token(event: &str) -> bool {
     event.contains("event: delta")
-}
-
-fn quantile(v: &mut [f64], q: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() as f64 - 1.0) * q).round() as usize]
 }
 
 pub async fn stream_overhead(

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::executions::{self, Db, setup};
 use crate::plot::{Chart, Series};
+use crate::server::quantiles;
 use crate::{auth_me, live, startup};
 
 /// How much work each workload does: `full` for figures worth keeping, `quick` to check the
@@ -269,12 +270,6 @@ async fn exec_load(db: &Db, bin: &str, rates: &[f64], seconds: u64) -> anyhow::R
         "note": "open loop: creates sent at a fixed rate, each on its own task; times from the \
                  server's created_at, started_at and completed_at; the mock answers at once",
     }))
-}
-
-fn quantiles(v: &mut [f64]) -> Value {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-    json!({"p50": q(0.5), "p99": q(0.99), "max": q(1.0)})
 }
 
 fn machine() -> Value {

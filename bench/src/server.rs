@@ -104,3 +104,16 @@ pub fn summary(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(|a, b| a.total_cmp(b));
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
+
+/// The `q` quantile (0–1) of a sample, nearest rank; sorts it.
+pub fn quantile(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * q).round() as usize]
+}
+
+/// `{"p50", "p99", "max"}` of a sample.
+pub fn quantiles(v: &mut [f64]) -> serde_json::Value {
+    serde_json::json!({
+        "p50": quantile(v, 0.5), "p99": quantile(v, 0.99), "max": quantile(v, 1.0),
+    })
+}
