@@ -153,23 +153,9 @@ async fn queue_orders_fairly_and_reaps_postgres() {
     queue_orders_fairly_and_reaps(Backend::Postgres).await;
 }
 
-/// A claim first looks at the due executions that come first in priority order; when those
-/// all belong to an org at its cap, it still finds another org's execution behind them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claim_looks_past_a_capped_backlog_sqlite() {
-    claim_looks_past_a_capped_backlog(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claim_looks_past_a_capped_backlog_postgres() {
-    claim_looks_past_a_capped_backlog(Backend::Postgres).await;
-}
-
-async fn claim_looks_past_a_capped_backlog(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, |s| s.run_runtime = false).await else {
-        return;
-    };
-    let mut agents = vec![];
+/// Two orgs, "Busy" and "Quiet", each with an agent on an `echo` provider.
+async fn busy_and_quiet(app: &TestApp) -> Vec<(User, String)> {
+    let mut orgs = vec![];
     for name in ["Busy", "Quiet"] {
         let u = app.register(name).await;
         let p = app
@@ -186,8 +172,28 @@ async fn claim_looks_past_a_capped_backlog(backend: Backend) {
                 json!({"name": "A", "provider_id": p.body["id"]}),
             )
             .await;
-        agents.push((u, a.body["id"].as_str().unwrap().to_string()));
+        orgs.push((u, a.body["id"].as_str().unwrap().to_string()));
     }
+    orgs
+}
+
+/// A claim first looks at the due executions that come first in priority order; when those
+/// all belong to an org at its cap, it still finds another org's execution behind them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_looks_past_a_capped_backlog_sqlite() {
+    claim_looks_past_a_capped_backlog(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_looks_past_a_capped_backlog_postgres() {
+    claim_looks_past_a_capped_backlog(Backend::Postgres).await;
+}
+
+async fn claim_looks_past_a_capped_backlog(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| s.run_runtime = false).await else {
+        return;
+    };
+    let agents = busy_and_quiet(&app).await;
     // More of the busy org's executions than a claim's first look covers, all older.
     let (busy, busy_agent) = &agents[0];
     for _ in 0..300 {
@@ -233,25 +239,7 @@ async fn queue_orders_fairly_and_reaps(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, |s| s.run_runtime = false).await else {
         return;
     };
-    let mut orgs = vec![];
-    for name in ["Busy", "Quiet"] {
-        let u = app.register(name).await;
-        let p = app
-            .post(
-                "/providers",
-                Some(&u.token),
-                json!({"name": "local", "kind": "echo"}),
-            )
-            .await;
-        let a = app
-            .post(
-                "/agents",
-                Some(&u.token),
-                json!({"name": "A", "provider_id": p.body["id"]}),
-            )
-            .await;
-        orgs.push((u, a.body["id"].as_str().unwrap().to_string()));
-    }
+    let orgs = busy_and_quiet(&app).await;
     let (busy, busy_agent) = &orgs[0];
     let (quiet, quiet_agent) = &orgs[1];
     let create = |u: &User, agent: &str, task: Option<String>| {
