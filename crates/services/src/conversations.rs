@@ -195,7 +195,7 @@ impl Services {
             );
         }
         if let Some(c) = &input.client_msg_id
-            && (c.is_empty() || c.len() > 200)
+            && (c.is_empty() || c.chars().count() > 200)
         {
             errors.add("client_msg_id", "must be 1 to 200 characters");
         }

@@ -174,7 +174,7 @@ impl Services {
             }
             if let Some(url) = input.url {
                 match agentry_tools::Url::parse(&url) {
-                    Ok(u) if url.len() <= 2048 => {
+                    Ok(u) if url.chars().count() <= 2048 => {
                         if let Err(why) = agentry_tools::check_url(&self.tools.egress, &u) {
                             errors.add("url", why);
                         }
@@ -208,7 +208,7 @@ impl Services {
                 }
             }
             if let Some(c) = input.command {
-                if c.trim().is_empty() || c.len() > 1024 || c.contains(char::is_control) {
+                if c.trim().is_empty() || c.chars().count() > 1024 || c.contains(char::is_control) {
                     errors.add(
                         "command",
                         "must be a program name or path of at most 1024 characters",
@@ -220,7 +220,11 @@ impl Services {
                 errors.add("command", "is required");
             }
             if let Some(args) = input.args {
-                if args.len() > 64 || args.iter().any(|a| a.len() > 4096 || a.contains('\0')) {
+                if args.len() > 64
+                    || args
+                        .iter()
+                        .any(|a| a.chars().count() > 4096 || a.contains('\0'))
+                {
                     errors.add("args", "at most 64 arguments of at most 4096 characters");
                 }
                 m.args = Json(args);
@@ -333,7 +337,7 @@ fn check_pairs(
         if k.is_empty() || !name_ok(k) {
             errors.add(field, format!("{k:?} is not a valid name"));
         }
-        if v.len() > 4096 || v.contains(['\r', '\n', '\0']) {
+        if v.chars().count() > 4096 || v.contains(['\r', '\n', '\0']) {
             errors.add(field, format!("the value of {k:?} must be one line"));
         }
     }

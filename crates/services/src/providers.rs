@@ -160,7 +160,7 @@ impl Services {
                 p.base_url = None;
             } else if kind == Kind::Echo {
                 errors.add("base_url", "echo answers locally and takes no base_url");
-            } else if url.len() > 2048
+            } else if url.chars().count() > 2048
                 || !(url.starts_with("http://") || url.starts_with("https://"))
                 || url.contains(char::is_whitespace)
             {
@@ -170,13 +170,13 @@ impl Services {
             }
         }
         if let Some(key) = input.api_key {
-            if key.len() > 4096 || key.contains(['\r', '\n']) {
+            if key.chars().count() > 4096 || key.contains(['\r', '\n']) {
                 errors.add("api_key", "must be one line of at most 4096 characters");
             }
             secret.api_key = (!key.is_empty()).then_some(key);
         }
         if let Some(model) = input.default_model {
-            if model.len() > 200 || model.contains(char::is_control) {
+            if model.chars().count() > 200 || model.contains(char::is_control) {
                 errors.add("default_model", "must be at most 200 characters");
             }
             p.default_model = (!model.is_empty()).then_some(model);
@@ -193,7 +193,7 @@ impl Services {
                 if !name_ok {
                     errors.add("headers", format!("{k:?} is not a valid header name"));
                 }
-                if v.len() > 4096 || v.contains(['\r', '\n']) {
+                if v.chars().count() > 4096 || v.contains(['\r', '\n']) {
                     errors.add("headers", format!("the value of {k:?} must be one line"));
                 }
             }
@@ -205,7 +205,7 @@ impl Services {
             }
             const MAX: u64 = 1_000_000_000_000;
             for (model, price) in &prices {
-                if model.is_empty() || model.len() > 200 {
+                if model.is_empty() || model.chars().count() > 200 {
                     errors.add("prices", "model names must be 1 to 200 characters");
                 }
                 if price.input > MAX
