@@ -17,11 +17,36 @@ use crate::{Kind, Usage};
 /// A model's price in micro-USD per million tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Price {
+    #[serde(deserialize_with = "whole")]
     pub input: u64,
     /// When absent, cached input is billed as input.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_or_null"
+    )]
     pub cached_input: Option<u64>,
+    #[serde(deserialize_with = "whole")]
     pub output: u64,
+}
+
+/// A whole number of at least 0; written with a fraction (`34.0`) it is still that integer,
+/// as JSON Schema counts it.
+fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && (0.0..9.0e15).contains(f))
+                .map(|f| f as u64)
+        })
+        .ok_or_else(|| serde::de::Error::custom("expected a whole number of at least 0"))
+}
+
+fn whole_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole")] u64);
+    Ok(Option::<Whole>::deserialize(d)?.map(|w| w.0))
 }
 
 /// The date the built-in table was taken.
@@ -124,6 +149,23 @@ pub fn cost_micros(usage: &Usage, price: &Price) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prices_are_whole_numbers_however_written() {
+        let p: Price =
+            serde_json::from_str(r#"{"input": 34.0, "output": 7, "cached_input": null}"#).unwrap();
+        assert_eq!((p.input, p.output, p.cached_input), (34, 7, None));
+        let p: Price =
+            serde_json::from_str(r#"{"input": 1, "output": 2, "cached_input": 3.0}"#).unwrap();
+        assert_eq!(p.cached_input, Some(3));
+        for bad in [
+            r#"{"input": 1.5, "output": 2}"#,
+            r#"{"input": -1, "output": 2}"#,
+            r#"{"input": "1", "output": 2}"#,
+        ] {
+            assert!(serde_json::from_str::<Price>(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn dated_names_take_their_base_price_and_others_none() {
