@@ -28,13 +28,15 @@ pub fn resume_point(headers: &HeaderMap, after: Option<&str>) -> ApiResult<i64> 
             .filter(|n| *n >= 0)
             .ok_or_else(|| ApiError::field(field, "must be a sequence number (an integer ≥ 0)"))
     };
+    // `after` must be valid even when the header wins.
+    let after = after.map(|a| parse(a, "after")).transpose()?;
     if let Some(v) = headers.get("last-event-id") {
         let v = v
             .to_str()
             .map_err(|_| ApiError::field("Last-Event-ID", "must be a sequence number"))?;
         return parse(v, "Last-Event-ID");
     }
-    after.map_or(Ok(0), |a| parse(a, "after"))
+    Ok(after.unwrap_or(0))
 }
 
 /// One event as SSE: `id`, `event` and one line of JSON `data`.

@@ -164,6 +164,18 @@ both_backends!(stream_requests_are_checked, |app| {
         "{}",
         r.text
     );
+    // A bad `after` is refused even when the header is the one that counts.
+    let r = app
+        .call_with(
+            "GET",
+            &format!("{path}?after=9223372036854775808"),
+            Some(&u.token),
+            None,
+            &[("Last-Event-ID", "0")],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.body["error"]["details"]["fields"]["after"].is_array());
     let r = app.call("GET", &path, None, None).await;
     assert_eq!(r.status, 401);
 });
