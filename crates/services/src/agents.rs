@@ -26,6 +26,8 @@ pub const TYPES: &[&str] = &[
 ];
 pub const STATUSES: &[&str] = &["active", "inactive", "paused", "error", "archived"];
 pub const AUTONOMY: &[&str] = &["autonomous", "supervised", "manual"];
+/// The longest a test run (`POST /agents/{id}/test`) holds its request open.
+pub const TEST_WAIT_MAX_SECS: u64 = 60;
 
 /// What a create or update may set; left-out fields stay as they are (or take their default
 /// on create). `Some(Value::Null)` clears a nullable field.
@@ -181,7 +183,7 @@ impl Services {
         if let Some(v) = i.model {
             match v {
                 Value::Null => a.model = None,
-                Value::String(s) if !s.is_empty() && s.len() <= 200 => a.model = Some(s),
+                Value::String(s) if !s.is_empty() && s.chars().count() <= 200 => a.model = Some(s),
                 _ => errors.add(
                     "model",
                     "must be a model name of 1 to 200 characters, or null",
@@ -316,7 +318,7 @@ impl Services {
                 .and_then(|s| s.parse::<Uuid>().ok());
             let model = f["model"]
                 .as_str()
-                .filter(|m| !m.is_empty() && m.len() <= 200);
+                .filter(|m| !m.is_empty() && m.chars().count() <= 200);
             let (Some(pid), Some(model)) = (pid, model) else {
                 return Ok(Err("each fallback needs a provider_id and a model".into()));
             };
@@ -419,8 +421,11 @@ impl Services {
                 ServiceError::Validation(_) => NOT_FOUND,
                 other => other,
             })?;
-        let max = std::time::Duration::from_secs(e.timeout_seconds.max(1) as u64 + 5);
-        self.wait_for_execution(ctx, e.id, max).await
+        // A paused agent's execution waits in the queue: the answer is then the execution as
+        // it stands, to be followed by its id.
+        let max = (e.timeout_seconds.max(1) as u64 + 5).min(TEST_WAIT_MAX_SECS);
+        self.wait_for_execution(ctx, e.id, std::time::Duration::from_secs(max))
+            .await
     }
 
     /// Hides the agent and cancels its unfinished executions.
