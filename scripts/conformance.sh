@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # API conformance: schemathesis (from PyPI) against the served /openapi.json, as a signed-in
 # user of a fresh server on SQLite. Every route is exercised with generated input; it fails on
-# any 5xx, any response that does not match its documented schema or status, and any error that
-# is not in API.md's shape.
+# any 5xx, any response that does not match its documented schema or status, any error that
+# is not in API.md's shape, and any schema-valid request refused for a reason the schema could
+# have stated (scripts/conformance_hooks.py lists the refusals a schema cannot state).
 #
 #   scripts/conformance.sh [max-examples per operation, default 50] [agentry binary]
 #
@@ -33,13 +34,14 @@ token=$(curl -fsS -X POST "$base/api/v1/auth/register" -H 'content-type: applica
   -d '{"email": "conformance@example.com", "password": "correct horse battery", "name": "Conformance"}' |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
 
-st run "$base/openapi.json" \
+SCHEMATHESIS_HOOKS=scripts/conformance_hooks.py st run "$base/openapi.json" \
   --url "$base" \
   --header "Authorization: Bearer $token" \
   --checks all \
-  --exclude-checks ignored_auth \
+  --exclude-checks ignored_auth,positive_data_acceptance \
   --max-examples "$examples" \
   --workers 2 \
+  --request-timeout 120 \
   --exclude-path-regex '/auth/(logout|sessions)|/ws$' \
   --suppress-health-check all \
   "${@:3}"

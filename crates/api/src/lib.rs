@@ -77,6 +77,7 @@ pub fn api() -> (Router<AppState>, OpenApiDoc) {
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     openapi::document_common_errors(&mut doc);
+    openapi::document_field_rules(&mut doc);
     openapi::document_create_bodies(&mut doc);
     (router, doc)
 }

@@ -55,7 +55,8 @@ pub struct ExecutionView {
     pub parent_execution_id: Option<Uuid>,
     /// `pending`, `running`, `awaiting_approval`, `success`, `failed`, `timeout` or `cancelled`.
     pub status: String,
-    #[schema(value_type = Object)]
+    /// A string, or an object such as `{"message": "…"}`.
+    #[schema(value_type = StringOrObject)]
     pub input: Value,
     #[schema(value_type = Option<Object>)]
     pub output: Option<Value>,
@@ -270,3 +271,17 @@ mod tests {
         assert_eq!(super::usd(-5), "-0.000005");
     }
 }
+
+/// The schema of an execution's input: a string, or an object.
+pub struct StringOrObject;
+
+impl utoipa::PartialSchema for StringOrObject {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Object]))
+            .into()
+    }
+}
+
+impl ToSchema for StringOrObject {}

@@ -355,11 +355,12 @@ async fn agent_version(
 #[serde(deny_unknown_fields)]
 pub struct TestAgentRequest {
     /// What to run the agent on: a string, or an object such as `{"message": "…"}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = agentry_services::views::StringOrObject)]
     pub input: Value,
 }
 
-/// Run the agent once and answer with the finished execution.
+/// Run the agent once and answer with the finished execution, or with the execution as it
+/// stands after 60 seconds (a paused agent's waits in the queue); follow it by its id.
 #[utoipa::path(post, path = "/agents/{id}/test", tag = "agents", params(("id" = String, Path)),
     request_body = TestAgentRequest,
     responses((status = 200, body = ExecutionView), (status = 404, body = ErrorResponse),

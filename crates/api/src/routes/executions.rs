@@ -110,7 +110,7 @@ pub fn check_input(input: &Value) -> Result<(), ApiError> {
 pub struct CreateExecutionRequest {
     pub agent_id: Uuid,
     /// A string, or an object such as `{"message": "…"}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = agentry_services::views::StringOrObject)]
     pub input: Value,
     /// The task this execution works on: the task follows its status and output.
     pub task_id: Option<Uuid>,
@@ -123,6 +123,7 @@ pub struct CreateExecutionRequest {
 #[into_params(parameter_in = Query)]
 pub struct CreateQuery {
     /// Wait up to this many seconds (0 to 300) for the execution to finish.
+    #[param(minimum = 0, maximum = 300)]
     pub wait: Option<u64>,
 }
 

@@ -126,7 +126,8 @@ async fn get_provider(
 /// Change a provider; fields left out stay as they are.
 #[utoipa::path(method(patch, put), path = "/providers/{id}", tag = "providers", params(("id" = String, Path)),
     request_body = ProviderRequest,
-    responses((status = 200, body = ProviderView), (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse)),
+    responses((status = 200, body = ProviderView), (status = 404, body = ErrorResponse),
+              (status = 409, description = "provider_name_taken", body = ErrorResponse), (status = 422, body = ErrorResponse)),
     security(("bearer" = [])))]
 async fn update_provider(
     State(state): State<AppState>,

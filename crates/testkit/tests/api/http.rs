@@ -192,6 +192,27 @@ both_backends!(json_that_means_the_same_is_taken, |app| {
     let r = Resp::read(res).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["ok"], true);
+    // Nested prices take whole numbers written with a fraction too; lengths count characters,
+    // not bytes.
+    let path = format!("/providers/{}", p.body["id"].as_str().unwrap());
+    let r = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&u.token),
+            Some(json!({"prices": {"m": {"input": 150.0, "output": 600}}, "default_model": "é".repeat(200)})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&u.token),
+            Some(json!({"default_model": "é".repeat(201)})),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
     // An empty query value is still checked.
     let r = app.get("/agents?limit=", &u.token).await;
     assert_eq!(r.status, 422, "{}", r.text);
