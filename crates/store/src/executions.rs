@@ -325,9 +325,12 @@ impl Store {
                     SELECT 1 FROM executions p WHERE p.conversation_id = e.conversation_id
                       AND p.id < e.id AND p.status IN ('pending', 'running', 'awaiting_approval')))"
         );
-        const PICKED: &str = "SELECT r.id FROM ranked r
-              WHERE r.rn <= $5 - (SELECT COUNT(*) FROM executions x
-                                  WHERE x.org_id = r.org_id AND x.status IN ('running', 'awaiting_approval'))
+        // Each org's running count, taken once (from its partial index) rather than once per
+        // candidate: the claim holds the SQLite writer while it runs.
+        const BUSY: &str = "SELECT org_id, COUNT(*) AS n FROM executions
+              WHERE status IN ('running', 'awaiting_approval') GROUP BY org_id";
+        const PICKED: &str = "SELECT r.id FROM ranked r LEFT JOIN busy b ON b.org_id = r.org_id
+              WHERE r.rn <= $5 - COALESCE(b.n, 0)
               ORDER BY r.rn, r.priority DESC, r.id LIMIT $4";
         const SET: &str = "status = 'running', lease_owner = $1, lease_expires_at = $2,
               started_at = COALESCE(started_at, $3), updated_at = $3";
@@ -335,7 +338,7 @@ impl Store {
             Db::Sqlite { write, .. } => {
                 let mut conn = write.acquire().await.map_err(StoreError::from_sqlx)?;
                 sqlx::query_as(&format!(
-                    "WITH ranked AS ({ranked}) UPDATE executions SET {SET}
+                    "WITH ranked AS ({ranked}), busy AS ({BUSY}) UPDATE executions SET {SET}
                      WHERE id IN ({PICKED}) RETURNING {COLS}"
                 ))
                 .bind(owner)
@@ -348,7 +351,7 @@ impl Store {
             }
             Db::Postgres(pool) => {
                 sqlx::query_as(&format!(
-                    "WITH ranked AS ({ranked}), picked AS ({PICKED}),
+                    "WITH ranked AS ({ranked}), busy AS ({BUSY}), picked AS ({PICKED}),
                      locked AS (SELECT id FROM executions WHERE id IN (SELECT id FROM picked)
                                 AND status = 'pending' FOR UPDATE SKIP LOCKED)
                      UPDATE executions SET {SET} FROM locked WHERE executions.id = locked.id
