@@ -261,17 +261,6 @@ impl From<store::Message> for MessageView {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn usd_strings() {
-        assert_eq!(super::usd(0), "0.000000");
-        assert_eq!(super::usd(1234), "0.001234");
-        assert_eq!(super::usd(12_345_678), "12.345678");
-        assert_eq!(super::usd(-5), "-0.000005");
-    }
-}
-
 /// The schema of an execution's input: a string, or an object.
 pub struct StringOrObject;
 
@@ -285,3 +274,14 @@ impl utoipa::PartialSchema for StringOrObject {
 }
 
 impl ToSchema for StringOrObject {}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn usd_strings() {
+        assert_eq!(super::usd(0), "0.000000");
+        assert_eq!(super::usd(1234), "0.001234");
+        assert_eq!(super::usd(12_345_678), "12.345678");
+        assert_eq!(super::usd(-5), "-0.000005");
+    }
+}
