@@ -102,13 +102,15 @@ both_backends!(
         assert_eq!(r.status, 202, "{}", r.text);
         let root = r.body["id"].as_str().unwrap().to_string();
 
-        // The researcher's run waits for a person, once per tool call.
+        // The researcher's run waits for a person, once per tool call. The call names its
+        // child before creating it (so a resumed call finds it again): wait for both.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
         let child = loop {
             let s = steps(&app, &u, &root).await;
             if let Some(c) = s
                 .get(1)
                 .and_then(|s| s["input"]["child_execution_id"].as_str())
+                && app.get(&format!("/executions/{c}"), &u.token).await.status == 200
             {
                 break c.to_string();
             }
