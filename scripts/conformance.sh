@@ -40,7 +40,7 @@ SCHEMATHESIS_HOOKS=scripts/conformance_hooks.py st run "$base/openapi.json" \
   --checks all \
   --exclude-checks ignored_auth,positive_data_acceptance \
   --max-examples "$examples" \
-  --workers 4 \
+  --workers 2 \
   --request-timeout 120 \
   --exclude-path-regex '/auth/(logout|sessions)|/ws$' \
   --suppress-health-check all \
