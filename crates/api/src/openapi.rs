@@ -79,14 +79,7 @@ pub(crate) fn document_common_errors(doc: &mut OpenApiDoc) {
             .build()
     };
     for (path, item) in doc.paths.paths.iter_mut() {
-        let ops = [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
-        ];
-        for op in ops.into_iter().flatten() {
+        for op in operations(item) {
             let mut add = vec![("429", "rate_limited: too many requests; see Retry-After")];
             if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
                 add.push((
@@ -122,6 +115,21 @@ pub(crate) fn document_common_errors(doc: &mut OpenApiDoc) {
             }
         }
     }
+}
+
+/// The operations of a path item, of every method the API uses.
+fn operations(
+    item: &mut utoipa::openapi::path::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.patch,
+        &mut item.delete,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// One line of text with something in it and no control characters (what
@@ -242,7 +250,6 @@ fn field_rule(schema: &str, field: &str) -> Option<serde_json::Value> {
 /// the shape of one event into every `text/event-stream` response.
 pub(crate) fn document_field_rules(doc: &mut OpenApiDoc) {
     use utoipa::openapi::RefOr;
-    use utoipa::openapi::path::Parameter;
     use utoipa::openapi::schema::Schema;
     let Some(components) = doc.components.as_mut() else {
         return;
@@ -302,20 +309,12 @@ pub(crate) fn document_field_rules(doc: &mut OpenApiDoc) {
         _ => None,
     };
     for item in doc.paths.paths.values_mut() {
-        let ops = [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
-        ];
-        for op in ops.into_iter().flatten() {
+        for op in operations(item) {
             for p in op.parameters.iter_mut().flatten() {
                 if let Some(rule) = header(&p.name)
                     && let Ok(s) = serde_json::from_value::<RefOr<Schema>>(rule)
                 {
-                    let Parameter { schema, .. } = p;
-                    *schema = Some(s);
+                    p.schema = Some(s);
                 }
             }
             for response in op.responses.responses.values_mut() {
