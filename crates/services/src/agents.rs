@@ -397,13 +397,20 @@ impl Services {
     }
 
     /// Runs the agent once on `input` and answers with the execution when it has finished (or
-    /// as it is when the agent's timeout has passed with a margin).
+    /// as it is after its timeout with a margin, at most `TEST_WAIT_MAX_SECS`). A paused
+    /// agent's run would only wait in the queue, so it is refused.
     pub async fn test_agent(
         &self,
         ctx: &OrgCtx,
         id: Uuid,
         input: Value,
     ) -> ServiceResult<Execution> {
+        if self.get_agent(ctx, id).await?.status == "paused" {
+            return Err(ServiceError::Conflict {
+                code: "invalid_state",
+                message: "the agent is paused; resume it to test it",
+            });
+        }
         let e = self
             .create_execution(
                 ctx,
@@ -421,8 +428,7 @@ impl Services {
                 ServiceError::Validation(_) => NOT_FOUND,
                 other => other,
             })?;
-        // A paused agent's execution waits in the queue: the answer is then the execution as
-        // it stands, to be followed by its id.
+        // A run held up in the queue is answered as it stands, to be followed by its id.
         let max = (e.timeout_seconds.max(1) as u64 + 5).min(TEST_WAIT_MAX_SECS);
         self.wait_for_execution(ctx, e.id, std::time::Duration::from_secs(max))
             .await

@@ -360,11 +360,11 @@ pub struct TestAgentRequest {
 }
 
 /// Run the agent once and answer with the finished execution, or with the execution as it
-/// stands after 60 seconds (a paused agent's waits in the queue); follow it by its id.
+/// stands after 60 seconds; follow it by its id. A paused or stopped agent is `409`.
 #[utoipa::path(post, path = "/agents/{id}/test", tag = "agents", params(("id" = String, Path)),
     request_body = TestAgentRequest,
     responses((status = 200, body = ExecutionView), (status = 404, body = ErrorResponse),
-              (status = 409, description = "invalid_state: the agent is not active", body = ErrorResponse)),
+              (status = 409, description = "invalid_state: the agent is paused or not active", body = ErrorResponse)),
     security(("bearer" = [])))]
 async fn test_agent(
     State(state): State<AppState>,

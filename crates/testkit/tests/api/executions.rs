@@ -531,6 +531,17 @@ both_backends!(agent_states_gate_executions, |app| {
     assert_eq!(t.status, 200, "{}", t.text);
     assert_eq!(t.body["status"], "success");
     assert_eq!(t.body["output"]["text"], "tested");
+    // A paused agent's run would only wait in the queue: the test is refused at once.
+    app.post(&format!("/agents/{aid}/pause"), Some(&u.token), json!({}))
+        .await;
+    let t = app
+        .post(
+            &format!("/agents/{aid}/test"),
+            Some(&u.token),
+            json!({"input": "try"}),
+        )
+        .await;
+    assert_eq!((t.status, t.code()), (409, "invalid_state"), "{}", t.text);
 });
 
 both_backends!(fallbacks_answer_when_the_primary_fails, |app| {
