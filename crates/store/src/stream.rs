@@ -8,6 +8,8 @@
 //! PostgreSQL the transaction also sends `NOTIFY agentry_stream, '<topic> <seq>'` (delivered at
 //! commit) so other replicas learn of it at once.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
@@ -31,13 +33,6 @@ pub struct StreamEvent {
     pub created_at: DateTime<Utc>,
 }
 
-/// Takes a topic's next number (`$1` topic, `$2` org).
-const NEXT_SEQ: &str = "INSERT INTO stream_heads (topic, org_id, seq) VALUES ($1, $2, 1)
-     ON CONFLICT (topic) DO UPDATE SET seq = stream_heads.seq + 1 RETURNING seq";
-/// Stores an event under the number taken.
-const INSERT_EVENT: &str = "INSERT INTO stream_events (topic, seq, org_id, event, data, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6)";
-
 /// An event to append to `topic`.
 #[derive(Debug, Clone)]
 pub struct NewStreamEvent {
@@ -46,39 +41,161 @@ pub struct NewStreamEvent {
     pub data: Value,
 }
 
-/// On the connection or transaction `$c`: for each event of `$items` in order, takes the next
-/// number of its topic and stores it under that number; evaluates to the stored events.
-macro_rules! store_events {
-    ($c:ident, $org_id:expr, $items:expr, $now:expr) => {{
-        let mut out = Vec::with_capacity($items.len());
-        for it in $items {
-            let seq: i64 = sqlx::query_scalar(NEXT_SEQ)
-                .bind(&it.topic)
-                .bind($org_id)
-                .fetch_one(&mut *$c)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-            sqlx::query(INSERT_EVENT)
-                .bind(&it.topic)
-                .bind(seq)
-                .bind($org_id)
-                .bind(it.event)
-                .bind(Json(&it.data))
-                .bind($now)
-                .execute(&mut *$c)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-            out.push(StreamEvent {
-                topic: it.topic.clone(),
-                seq,
-                org_id: $org_id,
-                event: it.event.to_string(),
-                data: Json(it.data.clone()),
-                created_at: $now,
-            });
+/// An event on its way to the log: its org, the event, and when it happened.
+type Pending<'a> = (Uuid, &'a NewStreamEvent, DateTime<Utc>);
+
+/// Events numbered within their topics before they are stored: how many numbers each topic
+/// takes (in topic order, the order its head row is locked in, so two writers never wait on
+/// each other in a cycle), and how far each event stands behind its topic's new head. The
+/// head rows are moved once per topic, whatever the number of events: a batch costs two
+/// statements, not two per event.
+struct Numbering<'a> {
+    /// Topic, its org, and how many of the events are on it.
+    heads: Vec<(&'a str, Uuid, i64)>,
+    /// For each event in order: its number is its topic's new head minus this.
+    back: Vec<i64>,
+}
+
+impl<'a> Numbering<'a> {
+    fn new(events: &[Pending<'a>]) -> Numbering<'a> {
+        let mut counts: BTreeMap<&str, (Uuid, i64)> = BTreeMap::new();
+        for (org_id, it, _) in events {
+            counts.entry(it.topic.as_str()).or_insert((*org_id, 0)).1 += 1;
         }
-        out
-    }};
+        let mut seen: HashMap<&str, i64> = HashMap::new();
+        let back = events
+            .iter()
+            .map(|(_, it, _)| {
+                let k = seen.entry(it.topic.as_str()).or_insert(0);
+                *k += 1;
+                counts[it.topic.as_str()].1 - *k
+            })
+            .collect();
+        Numbering {
+            heads: counts.into_iter().map(|(t, (o, n))| (t, o, n)).collect(),
+            back,
+        }
+    }
+
+    /// The events as stored, numbered back from their topics' new `heads`.
+    fn stored(
+        &self,
+        events: &[Pending<'_>],
+        heads: &HashMap<String, i64>,
+    ) -> Result<Vec<StreamEvent>> {
+        events
+            .iter()
+            .zip(&self.back)
+            .map(|((org_id, it, at), back)| {
+                let head = heads.get(&it.topic).ok_or_else(|| {
+                    StoreError::Database(sqlx::Error::Protocol(format!(
+                        "no head returned for topic {}",
+                        it.topic
+                    )))
+                })?;
+                Ok(StreamEvent {
+                    topic: it.topic.clone(),
+                    seq: head - back,
+                    org_id: *org_id,
+                    event: it.event.to_string(),
+                    data: Json(it.data.clone()),
+                    created_at: *at,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Rows per multi-row statement on SQLite (well under its limit of bound parameters).
+const SQLITE_ROWS: usize = 500;
+
+/// SQLite, in the transaction `c`: stores `events` in order within their topics, with one
+/// statement moving the heads and one storing the events (per [`SQLITE_ROWS`] rows).
+async fn store_events_sqlite(
+    c: &mut sqlx::SqliteConnection,
+    events: &[Pending<'_>],
+) -> Result<Vec<StreamEvent>> {
+    let numbering = Numbering::new(events);
+    let mut heads = HashMap::with_capacity(numbering.heads.len());
+    for chunk in numbering.heads.chunks(SQLITE_ROWS) {
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO stream_heads (topic, org_id, seq) ");
+        q.push_values(chunk, |mut b, (topic, org_id, n)| {
+            b.push_bind(*topic).push_bind(*org_id).push_bind(*n);
+        });
+        q.push(
+            " ON CONFLICT (topic) DO UPDATE SET seq = stream_heads.seq + excluded.seq
+              RETURNING topic, seq",
+        );
+        let rows: Vec<(String, i64)> = q
+            .build_query_as()
+            .fetch_all(&mut *c)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        heads.extend(rows);
+    }
+    let stored = numbering.stored(events, &heads)?;
+    for chunk in stored.chunks(SQLITE_ROWS) {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO stream_events (topic, seq, org_id, event, data, created_at) ",
+        );
+        q.push_values(chunk, |mut b, e| {
+            b.push_bind(&e.topic)
+                .push_bind(e.seq)
+                .push_bind(e.org_id)
+                .push_bind(&e.event)
+                .push_bind(&e.data)
+                .push_bind(e.created_at);
+        });
+        q.build()
+            .execute(&mut *c)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+    }
+    Ok(stored)
+}
+
+/// PostgreSQL: stores `items` of `org_id` in order within their topics in one statement (so
+/// one implicit transaction): the heads move, the events are stored, and each topic's last
+/// number is sent with `NOTIFY` (delivered at commit).
+async fn append_pg(
+    pool: &sqlx::PgPool,
+    org_id: Uuid,
+    items: &[NewStreamEvent],
+    now: DateTime<Utc>,
+) -> Result<Vec<StreamEvent>> {
+    let events: Vec<Pending<'_>> = items.iter().map(|it| (org_id, it, now)).collect();
+    let numbering = Numbering::new(&events);
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "WITH h AS (
+            INSERT INTO stream_heads (topic, org_id, seq)
+            SELECT t, $2, n FROM unnest($1::text[], $3::bigint[]) AS u(t, n) ORDER BY t
+            ON CONFLICT (topic) DO UPDATE SET seq = stream_heads.seq + excluded.seq
+            RETURNING topic, seq),
+         e AS (
+            INSERT INTO stream_events (topic, seq, org_id, event, data, created_at)
+            SELECT u.t, h.seq - u.back, $2, u.ev, u.d::jsonb, $7
+            FROM unnest($4::text[], $5::bigint[], $6::text[], $8::text[]) AS u(t, back, ev, d)
+            JOIN h ON h.topic = u.t)
+         SELECT h.topic, h.seq FROM h, LATERAL (SELECT pg_notify($9, h.topic || ' ' || h.seq)) n",
+    )
+    .bind(numbering.heads.iter().map(|h| h.0).collect::<Vec<_>>())
+    .bind(org_id)
+    .bind(numbering.heads.iter().map(|h| h.2).collect::<Vec<_>>())
+    .bind(items.iter().map(|it| it.topic.as_str()).collect::<Vec<_>>())
+    .bind(&numbering.back)
+    .bind(items.iter().map(|it| it.event).collect::<Vec<_>>())
+    .bind(now)
+    .bind(
+        items
+            .iter()
+            .map(|it| it.data.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .bind(NOTIFY_CHANNEL)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    numbering.stored(&events, &rows.into_iter().collect())
 }
 
 /// A request waiting for the SQLite group commit.
@@ -111,51 +228,19 @@ async fn store_batch(
     conn: &mut sqlx::SqliteConnection,
     batch: &[Append],
 ) -> Result<Vec<Vec<StreamEvent>>> {
+    let events: Vec<Pending<'_>> = batch
+        .iter()
+        .flat_map(|a| a.items.iter().map(|it| (a.org_id, it, a.now)))
+        .collect();
     let mut tx = sqlx::Connection::begin(&mut *conn)
         .await
         .map_err(StoreError::from_sqlx)?;
-    let mut out = Vec::with_capacity(batch.len());
-    for a in batch {
-        out.push(store_events!(tx, a.org_id, &a.items, a.now));
-    }
+    let mut stored = store_events_sqlite(&mut tx, &events).await?.into_iter();
     tx.commit().await.map_err(StoreError::from_sqlx)?;
-    Ok(out)
-}
-
-/// PostgreSQL: one event in one statement (the common case: a token delta): the number from
-/// the topic's head row (locked until the statement commits), the event, and the notice.
-async fn append_one(
-    pool: &sqlx::PgPool,
-    org_id: Uuid,
-    it: NewStreamEvent,
-    now: DateTime<Utc>,
-) -> Result<StreamEvent> {
-    let seq: i64 = sqlx::query_scalar(
-        "WITH h AS (
-            INSERT INTO stream_heads (topic, org_id, seq) VALUES ($1, $2, 1)
-            ON CONFLICT (topic) DO UPDATE SET seq = stream_heads.seq + 1 RETURNING seq),
-         e AS (
-            INSERT INTO stream_events (topic, seq, org_id, event, data, created_at)
-            SELECT $1, h.seq, $2, $3, $4, $5 FROM h RETURNING seq)
-         SELECT e.seq FROM e, LATERAL (SELECT pg_notify($6, $1 || ' ' || e.seq)) n",
-    )
-    .bind(&it.topic)
-    .bind(org_id)
-    .bind(it.event)
-    .bind(Json(&it.data))
-    .bind(now)
-    .bind(NOTIFY_CHANNEL)
-    .fetch_one(pool)
-    .await
-    .map_err(StoreError::from_sqlx)?;
-    Ok(StreamEvent {
-        topic: it.topic,
-        seq,
-        org_id,
-        event: it.event.to_string(),
-        data: Json(it.data),
-        created_at: now,
-    })
+    Ok(batch
+        .iter()
+        .map(|a| stored.by_ref().take(a.items.len()).collect())
+        .collect())
 }
 
 impl Store {
@@ -165,7 +250,7 @@ impl Store {
     pub async fn append_stream(
         &self,
         org_id: Uuid,
-        mut items: Vec<NewStreamEvent>,
+        items: Vec<NewStreamEvent>,
         now: DateTime<Utc>,
     ) -> Result<Vec<StreamEvent>> {
         if items.is_empty() {
@@ -177,29 +262,7 @@ impl Store {
             }
             Db::Postgres(pool) => pool,
         };
-        if items.len() == 1 {
-            return append_one(pool, org_id, items.remove(0), now)
-                .await
-                .map(|e| vec![e]);
-        }
-        // Heads are locked in topic order, so two batches never wait on each other in a cycle.
-        items.sort_by(|a, b| a.topic.cmp(&b.topic));
-        let mut tx = pool.begin().await.map_err(StoreError::from_sqlx)?;
-        let out = store_events!(tx, org_id, &items, now);
-        for (i, e) in out.iter().enumerate() {
-            // One notice per topic (delivered at commit): its last number.
-            if out.get(i + 1).is_some_and(|n| n.topic == e.topic) {
-                continue;
-            }
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(NOTIFY_CHANNEL)
-                .bind(format!("{} {}", e.topic, e.seq))
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-        }
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
-        Ok(out)
+        append_pg(pool, org_id, &items, now).await
     }
 
     /// SQLite: appends through a group commit. The request joins a queue; whoever gets the one

@@ -242,6 +242,12 @@ async fn concurrent_appends_number_each_topic_without_gaps(backend: Backend) {
                         event: "tick",
                         data: json!({"w": w, "i": i}),
                     },
+                    // The shared topic again: it takes the number after the first.
+                    NewStreamEvent {
+                        topic: "test:shared".into(),
+                        event: "tock",
+                        data: json!({"w": w, "i": i}),
+                    },
                 ];
                 let items = if i % 2 == 0 {
                     items
@@ -262,9 +268,20 @@ async fn concurrent_appends_number_each_topic_without_gaps(backend: Backend) {
     for w in writers {
         returned.extend(w.await.unwrap());
     }
-    assert_eq!(returned.len(), 40 * 10 + 40 * 5);
+    assert_eq!(returned.len(), 40 * 10 + 40 * 5 * 2);
+    for r in returned.iter().filter(|r| r.event == "tock") {
+        let tick = returned
+            .iter()
+            .find(|t| t.topic == r.topic && t.event == "tick" && t.data.0 == r.data.0)
+            .expect("the tick of the same request");
+        assert_eq!(
+            r.seq,
+            tick.seq + 1,
+            "one request's events on a topic are consecutive"
+        );
+    }
     for (topic, n) in [
-        ("test:shared", 400),
+        ("test:shared", 600),
         ("test:part0", 50),
         ("test:part1", 50),
         ("test:part2", 50),
