@@ -5,7 +5,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::macros::{bind_key, read, tx, write};
+use crate::macros::{bind_key, read, relaxed_write, tx, write};
 use crate::{KeySort, Page, PageRequest, Result, Store, StoreError, Tokens};
 
 const COLS: &str = "id, org_id, name, description, type, status, autonomy, framework, provider_id, model, fallbacks, instructions, temperature, max_output_tokens, max_context_tokens, tools, config, max_retries, timeout_seconds, max_steps, output_schema, tool_secrets, version, created_by, created_at, updated_at";
@@ -367,7 +367,7 @@ impl Store {
         message: &str,
     ) -> Result<()> {
         let (id, now) = agentry_core::id::new_id_at();
-        write!(self, |c| {
+        relaxed_write!(self, |c| {
             sqlx::query(
             "INSERT INTO agent_logs (id, org_id, agent_id, execution_id, level, message, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)"

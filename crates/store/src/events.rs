@@ -5,7 +5,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::macros::{read, write};
+use crate::macros::{read, relaxed_write};
 use crate::{Event, Page, PageRequest, Result, Store, StoreError};
 
 const EVENT_COLS: &str = "id, org_id, type, category, actor_type, actor_id, agent_id, task_id, execution_id, user_id, data, ip, created_at";
@@ -66,8 +66,10 @@ fn like_prefix(prefix: &str) -> String {
 }
 
 impl Store {
+    /// Records an event. The runtime's own (actor `system`) are relaxed writes; an action of a
+    /// person or a key waits for the disk.
     pub async fn append_event(&self, e: &NewEvent) -> Result<()> {
-        write!(self, |c| sqlx::query(
+        relaxed_write!(self, when e.actor_type == "system", |c| sqlx::query(
             "INSERT INTO events (id, org_id, type, category, actor_type, actor_id, agent_id, task_id, execution_id, user_id, data, ip, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         )

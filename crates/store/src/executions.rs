@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::macros::{bind_key, follow_task, read, tx, write};
+use crate::macros::{bind_key, follow_task, read, relaxed_write, tx, write};
 use crate::{Db, KeySort, Page, PageRequest, Result, Store, StoreError};
 
 pub(crate) const COLS: &str = "id, org_id, agent_id, agent_version, task_id, conversation_id, parent_execution_id, status, input, output, error, attempt, model, provider_id, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, cost_micros, confidence, timeout_seconds, priority, run_after, lease_owner, lease_expires_at, created_by, created_at, updated_at, started_at, completed_at, duration_ms";
@@ -349,7 +349,10 @@ impl Store {
                 .fetch_all(&mut *conn)
                 .await
             }
+            // A relaxed write: a claim lost with the database server only puts the execution
+            // back in the queue (its lease is gone with the server anyway).
             Db::Postgres(pool) => {
+                let pool = self.relaxed.as_ref().unwrap_or(pool);
                 sqlx::query_as(&format!(
                     "WITH ranked AS ({ranked}), busy AS ({BUSY}), picked AS ({PICKED}),
                      locked AS (SELECT id FROM executions WHERE id IN (SELECT id FROM picked)
@@ -554,8 +557,10 @@ impl Store {
 
     /// Records that a step started. A step already journaled at that index (an earlier
     /// attempt that crashed) is restarted in place.
+    /// A relaxed write: a step that had only started is sent again on resume whether or not
+    /// its start was kept.
     pub async fn start_step(&self, org_id: Uuid, s: &Step) -> Result<Step> {
-        write!(self, |c| sqlx::query_as(&format!(
+        relaxed_write!(self, |c| sqlx::query_as(&format!(
             "INSERT INTO execution_steps (id, org_id, execution_id, idx, kind, name, status, input,
                 attempts, model, provider_id, started_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
@@ -583,7 +588,7 @@ impl Store {
 
     /// Records a step's attempts so far (each failed try and why).
     pub async fn set_step_attempts(&self, id: Uuid, attempts: &Value) -> Result<()> {
-        write!(self, |c| sqlx::query(
+        relaxed_write!(self, |c| sqlx::query(
             "UPDATE execution_steps SET attempts = $1 WHERE id = $2"
         )
         .bind(Json(attempts))

@@ -111,6 +111,10 @@ pub(crate) enum Db {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) db: Db,
+    /// PostgreSQL: connections that commit without waiting for the WAL to reach the disk
+    /// (`synchronous_commit = off`), for writes whose loss in a crash of the database server
+    /// itself costs nothing durable (see `relaxed_write!`). `None` on SQLite.
+    pub(crate) relaxed: Option<PgPool>,
     /// SQLite: the queue of the stream's group commit.
     pub(crate) appends: std::sync::Arc<std::sync::Mutex<stream::Appends>>,
 }
@@ -141,10 +145,16 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections)
                 .acquire_timeout(opts.acquire_timeout)
-                .connect_with(connect)
+                .connect_with(connect.clone())
                 .await?;
+            // Opened on first use: a process that only reads never holds one.
+            let relaxed = PgPoolOptions::new()
+                .max_connections((opts.max_connections / 2).max(2))
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_lazy_with(connect.options([("synchronous_commit", "off")]));
             Ok(Store {
                 db: Db::Postgres(pool),
+                relaxed: Some(relaxed),
                 appends: Default::default(),
             })
         } else if url.starts_with("sqlite:") {
@@ -165,6 +175,7 @@ impl Store {
             .await?;
             Ok(Store {
                 db: Db::Sqlite { read, write },
+                relaxed: None,
                 appends: Default::default(),
             })
         } else {
@@ -198,7 +209,12 @@ impl Store {
                 read.close().await;
                 write.close().await;
             }
-            Db::Postgres(p) => p.close().await,
+            Db::Postgres(p) => {
+                if let Some(r) = &self.relaxed {
+                    r.close().await;
+                }
+                p.close().await
+            }
         }
     }
 }

@@ -35,6 +35,27 @@ macro_rules! write {
     };
 }
 
+/// Like `write!`, for a write whose loss in a crash of the database server (not of Agentry)
+/// costs nothing durable: the live event log, agent log lines, the runtime's own audit events,
+/// claims, leases and steps that have only started. On PostgreSQL it commits without waiting
+/// for the WAL flush (`synchronous_commit = off`): it is visible at once, survives a crash of
+/// Agentry, and becomes durable with the next ordinary commit (the WAL is one sequence), so what
+/// a crash of the server can take is only the last fraction of a second of such writes, never
+/// an accepted execution, a finished step or a finished execution. SQLite already commits this
+/// way (WAL with `synchronous = NORMAL`), so there it is `write!`.
+/// With `when $cond`, relaxed only when the condition holds.
+macro_rules! relaxed_write {
+    ($store:expr, |$c:ident| $body:expr) => {
+        $crate::macros::relaxed_write!($store, when true, |$c| $body)
+    };
+    ($store:expr, when $cond:expr, |$c:ident| $body:expr) => {
+        match (&$store.db, &$store.relaxed) {
+            ($crate::Db::Postgres(_), Some($c)) if $cond => $body,
+            _ => $crate::macros::write!($store, |$c| $body),
+        }
+    };
+}
+
 /// Runs `$body` inside a transaction bound to `$tx` (use `&mut *$tx` as the executor). The
 /// transaction commits when the body finishes and rolls back if it returns early with `?`.
 macro_rules! tx {
@@ -96,4 +117,4 @@ macro_rules! bind_key {
     };
 }
 
-pub(crate) use {bind_key, follow_task, read, tx, write};
+pub(crate) use {bind_key, follow_task, read, relaxed_write, tx, write};

@@ -260,7 +260,8 @@ impl Store {
             Db::Sqlite { write, .. } => {
                 return self.append_grouped(write, org_id, items, now).await;
             }
-            Db::Postgres(pool) => pool,
+            // The log is written relaxed (see `relaxed_write!`).
+            Db::Postgres(pool) => self.relaxed.as_ref().unwrap_or(pool),
         };
         append_pg(pool, org_id, &items, now).await
     }
