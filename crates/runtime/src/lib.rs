@@ -109,20 +109,28 @@ impl Runtime {
                 .saturating_sub(self.services.signals.running_count());
             let mut claimed = 0;
             if free > 0 {
-                match self
-                    .services
-                    .store
-                    .claim_executions(
-                        &self.owner,
-                        Utc::now(),
-                        self.lease_until(),
-                        free as i64,
-                        self.opts.org_concurrency,
-                    )
-                    .await
-                {
+                // The first claim's executions start before the rest of the backlog is
+                // looked at, which is one more query.
+                let (until, cap) = (self.lease_until(), self.opts.org_concurrency);
+                let store = &self.services.store;
+                let first = store
+                    .claim_first(&self.owner, Utc::now(), until, free as i64, cap)
+                    .await;
+                let more = match first {
                     Ok(list) => {
                         claimed = list.len();
+                        for e in list {
+                            self.spawn_execution(e);
+                        }
+                        store
+                            .claim_beyond(&self.owner, Utc::now(), until, free as i64, cap, claimed)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                match more {
+                    Ok(list) => {
+                        claimed += list.len();
                         for e in list {
                             self.spawn_execution(e);
                         }

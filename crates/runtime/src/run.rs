@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use agentry_providers::{ChatResponse, Message};
 use agentry_services::audit::{Audit, EventActor, Links};
-use agentry_store::{Execution, Finish, Step, Tokens};
+use agentry_store::{Agent, Execution, Finish, Step, Tokens};
 use chrono::Utc;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -67,7 +67,13 @@ impl Runtime {
     pub(crate) async fn execute(&self, e: Execution) {
         let id = e.id;
         // The journal of earlier attempts (or of the run before an approval).
-        let journal: Journal = match self.services.store.steps(e.org_id, id).await {
+        // The agent is read alongside (it is needed before the first call).
+        let store = &self.services.store;
+        let (steps, agent) = tokio::join!(
+            store.steps(e.org_id, id),
+            store.agent_any(e.org_id, e.agent_id)
+        );
+        let journal: Journal = match steps {
             Ok(steps) => steps.into_iter().map(|s| (s.idx, s)).collect(),
             Err(err) => {
                 tracing::error!(execution_id = %id, error = %err, "reading the journal failed");
@@ -113,7 +119,7 @@ impl Runtime {
             + chrono::Duration::seconds(i64::from(e.timeout_seconds))
             + chrono::Duration::milliseconds(waited);
         let left = (deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-        let result = match tokio::time::timeout(left, self.run_agent(&e, &journal)).await {
+        let result = match tokio::time::timeout(left, self.run_agent(&e, agent, &journal)).await {
             Ok(Ok(o)) => Ok(o),
             Ok(Err(Stop::Fail(f))) => Err(f),
             Ok(Err(Stop::Suspended)) => {
@@ -136,11 +142,13 @@ impl Runtime {
     }
 
     /// The loop: the model, then the tools it asks for, until an answer.
-    async fn run_agent(&self, e: &Execution, journal: &Journal) -> Result<Outcome, Stop> {
-        let store = &self.services.store;
-        let agent = store
-            .agent_any(e.org_id, e.agent_id)
-            .await
+    async fn run_agent(
+        &self,
+        e: &Execution,
+        agent: agentry_store::Result<Option<Agent>>,
+        journal: &Journal,
+    ) -> Result<Outcome, Stop> {
+        let agent = agent
             .map_err(Failure::internal)?
             .ok_or_else(|| Failure::failed("agent_not_found", "the agent no longer exists"))?;
         let tools = Toolset::load(self, e, &agent).await?;

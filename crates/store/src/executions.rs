@@ -266,20 +266,48 @@ impl Store {
         org_cap: i64,
     ) -> Result<Vec<Execution>> {
         let mut got = self
-            .claim_among(true, owner, now, lease_until, limit, org_cap)
+            .claim_first(owner, now, lease_until, limit, org_cap)
             .await?;
-        let left = limit - got.len() as i64;
-        if left > 0
-            && self
-                .due_beyond(now, CLAIM_CANDIDATES - got.len() as i64)
-                .await?
-        {
-            got.extend(
-                self.claim_among(false, owner, now, lease_until, left, org_cap)
-                    .await?,
-            );
-        }
+        let more = self
+            .claim_beyond(owner, now, lease_until, limit, org_cap, got.len())
+            .await?;
+        got.extend(more);
         Ok(got)
+    }
+
+    /// The first half of [`Store::claim_executions`]: the claim among the first candidates.
+    /// A caller may start what it returns before it calls [`Store::claim_beyond`].
+    pub async fn claim_first(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+        org_cap: i64,
+    ) -> Result<Vec<Execution>> {
+        self.claim_among(true, owner, now, lease_until, limit, org_cap)
+            .await
+    }
+
+    /// The second half of [`Store::claim_executions`], after [`Store::claim_first`] claimed
+    /// `got`: when that left room and more are due beyond the first candidates, the claim over
+    /// the whole backlog.
+    pub async fn claim_beyond(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+        org_cap: i64,
+        got: usize,
+    ) -> Result<Vec<Execution>> {
+        let left = limit - got as i64;
+        if left > 0 && self.due_beyond(now, CLAIM_CANDIDATES - got as i64).await? {
+            return self
+                .claim_among(false, owner, now, lease_until, left, org_cap)
+                .await;
+        }
+        Ok(vec![])
     }
 
     /// Whether more than `n` executions are due now.
