@@ -162,8 +162,7 @@ impl Runtime {
                     step.status = "success".into();
                     step.output = Some(Json(json!({"text": reply.text, "reply": reply})));
                     store.finish_step(&step).await.map_err(Failure::internal)?;
-                    self.services.emit_step(e.org_id, &step).await;
-                    self.services.emit_usage(e.org_id, &step).await;
+                    self.services.emit_step_with_usage(e.org_id, &step).await;
                     self.log(
                         e,
                         "info",

@@ -348,7 +348,7 @@ impl Runtime {
         match self
             .services
             .store
-            .finish_execution(e.id, &self.owner, &f)
+            .finish_execution(e, &self.owner, &f)
             .await
         {
             Ok(Some(done)) => {

@@ -20,6 +20,21 @@ pub fn replying_to(e: &Execution) -> Option<Uuid> {
     e.input.0["message_id"].as_str()?.parse().ok()
 }
 
+/// A step as `/steps` shows it, under `name` on the execution's topic, with its input (the
+/// call's arguments) when `with_input` and it is not large.
+fn step_event(s: &Step, name: &'static str, with_input: bool) -> NewStreamEvent {
+    /// Arguments larger than this are left out of the stream (they stay in `/steps`).
+    const MAX_INPUT: usize = 16 * 1024;
+    let mut data = serde_json::to_value(StepView::from(s.clone())).unwrap_or_default();
+    if let Some(o) = data.as_object_mut() {
+        let keep = with_input && s.input.0.to_string().len() <= MAX_INPUT;
+        if !keep {
+            o.remove("input");
+        }
+    }
+    ev(topic::execution(s.execution_id), name, data)
+}
+
 /// `event` on the execution's, its agent's and its org's topics.
 fn on_run_topics(e: &Execution, event: &'static str, data: Value) -> [NewStreamEvent; 3] {
     [
@@ -51,24 +66,12 @@ impl Services {
     /// A step under another event name (`tool_call`, `tool_result`, `approval_requested`),
     /// with its input (the call's arguments) when `with_input` and it is not large.
     pub async fn emit_step_as(&self, org_id: Uuid, s: &Step, name: &'static str, with_input: bool) {
-        /// Arguments larger than this are left out of the stream (they stay in `/steps`).
-        const MAX_INPUT: usize = 16 * 1024;
-        let mut data = serde_json::to_value(StepView::from(s.clone())).unwrap_or_default();
-        if let Some(o) = data.as_object_mut() {
-            let keep = with_input && s.input.0.to_string().len() <= MAX_INPUT;
-            if !keep {
-                o.remove("input");
-            }
-        }
-        self.emit(
-            org_id,
-            vec![ev(topic::execution(s.execution_id), name, data)],
-        )
-        .await;
+        self.emit(org_id, vec![step_event(s, name, with_input)])
+            .await;
     }
 
-    /// `usage` on the execution's topic after an LLM step.
-    pub async fn emit_usage(&self, org_id: Uuid, s: &Step) {
+    /// A finished LLM step: `step`, then `usage`, on the execution's topic (one append).
+    pub async fn emit_step_with_usage(&self, org_id: Uuid, s: &Step) {
         let data = json!({
             "step_index": s.idx,
             "usage": UsageView::from(Tokens {
@@ -80,11 +83,9 @@ impl Services {
             "cost_micros": s.cost_micros,
             "cost_usd": s.cost_micros.map(usd),
         });
-        self.emit(
-            org_id,
-            vec![ev(topic::execution(s.execution_id), "usage", data)],
-        )
-        .await;
+        let usage = ev(topic::execution(s.execution_id), "usage", data);
+        self.emit(org_id, vec![step_event(s, "step", false), usage])
+            .await;
     }
 
     /// A piece of a reply's text as it streams: `delta` on the execution's topic, and

@@ -458,41 +458,51 @@ impl Store {
         Ok((requeued, failed))
     }
 
-    /// Ends an execution `owner` holds. `None` when it no longer holds it (cancelled, reaped).
+    /// Ends the execution `e` that `owner` holds. `None` when it no longer holds it (cancelled,
+    /// reaped). The task of a task's execution follows in the same transaction; an execution
+    /// without a task (its task never changes) is one statement.
     pub async fn finish_execution(
         &self,
-        id: Uuid,
+        e: &Execution,
         owner: &str,
         f: &Finish,
     ) -> Result<Option<Execution>> {
+        let sql = format!(
+            "UPDATE executions SET status = $1, output = $2, error = $3,
+                model = COALESCE($4, model), provider_id = COALESCE($5, provider_id),
+                input_tokens = $6, cached_input_tokens = $7, output_tokens = $8,
+                reasoning_tokens = $9, cost_micros = $10, completed_at = $11,
+                updated_at = $11, duration_ms = $12, lease_owner = NULL,
+                lease_expires_at = NULL, confidence = $15
+             WHERE id = $13 AND lease_owner = $14 AND status IN {ACTIVE} RETURNING {COLS}"
+        );
+        macro_rules! finish {
+            ($c:expr) => {
+                sqlx::query_as(&sql)
+                    .bind(f.status)
+                    .bind(f.output.as_ref().map(Json))
+                    .bind(f.error.as_ref().map(Json))
+                    .bind(&f.model)
+                    .bind(f.provider_id)
+                    .bind(f.tokens.input)
+                    .bind(f.tokens.cached_input)
+                    .bind(f.tokens.output)
+                    .bind(f.tokens.reasoning)
+                    .bind(f.cost_micros)
+                    .bind(f.now)
+                    .bind(f.duration_ms)
+                    .bind(e.id)
+                    .bind(owner)
+                    .bind(f.confidence)
+                    .fetch_optional($c)
+                    .await
+            };
+        }
+        if e.task_id.is_none() {
+            return write!(self, |c| finish!(c)).map_err(StoreError::from_sqlx);
+        }
         Ok(tx!(self, |tx| {
-            let done: Option<Execution> = sqlx::query_as(&format!(
-                "UPDATE executions SET status = $1, output = $2, error = $3,
-                    model = COALESCE($4, model), provider_id = COALESCE($5, provider_id),
-                    input_tokens = $6, cached_input_tokens = $7, output_tokens = $8,
-                    reasoning_tokens = $9, cost_micros = $10, completed_at = $11,
-                    updated_at = $11, duration_ms = $12, lease_owner = NULL,
-                    lease_expires_at = NULL, confidence = $15
-                 WHERE id = $13 AND lease_owner = $14 AND status IN {ACTIVE} RETURNING {COLS}"
-            ))
-            .bind(f.status)
-            .bind(f.output.as_ref().map(Json))
-            .bind(f.error.as_ref().map(Json))
-            .bind(&f.model)
-            .bind(f.provider_id)
-            .bind(f.tokens.input)
-            .bind(f.tokens.cached_input)
-            .bind(f.tokens.output)
-            .bind(f.tokens.reasoning)
-            .bind(f.cost_micros)
-            .bind(f.now)
-            .bind(f.duration_ms)
-            .bind(id)
-            .bind(owner)
-            .bind(f.confidence)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            let done: Option<Execution> = finish!(&mut *tx).map_err(StoreError::from_sqlx)?;
             if let Some(e) = &done {
                 follow_task!(tx, e);
             }
