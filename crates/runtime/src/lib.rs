@@ -109,32 +109,8 @@ impl Runtime {
                 .saturating_sub(self.services.signals.running_count());
             let mut claimed = 0;
             if free > 0 {
-                // The first claim's executions start before the rest of the backlog is
-                // looked at, which is one more query.
-                let (until, cap) = (self.lease_until(), self.opts.org_concurrency);
-                let store = &self.services.store;
-                let first = store
-                    .claim_first(&self.owner, Utc::now(), until, free as i64, cap)
-                    .await;
-                let more = match first {
-                    Ok(list) => {
-                        claimed = list.len();
-                        for e in list {
-                            self.spawn_execution(e);
-                        }
-                        store
-                            .claim_beyond(&self.owner, Utc::now(), until, free as i64, cap, claimed)
-                            .await
-                    }
-                    Err(e) => Err(e),
-                };
-                match more {
-                    Ok(list) => {
-                        claimed += list.len();
-                        for e in list {
-                            self.spawn_execution(e);
-                        }
-                    }
+                match self.claim(free).await {
+                    Ok(n) => claimed = n,
                     Err(e) => tracing::error!(error = %e, "claiming executions failed"),
                 }
             }
@@ -148,6 +124,30 @@ impl Runtime {
                 _ = tokio::time::sleep(self.opts.poll) => {}
             }
         }
+    }
+
+    /// Claims up to `free` executions and starts each; returns how many. The first claim's
+    /// executions start before the rest of the backlog is looked at, which is one more query.
+    async fn claim(self: &Arc<Self>, free: usize) -> agentry_store::Result<usize> {
+        let store = &self.services.store;
+        let claim = agentry_store::Claim {
+            owner: &self.owner,
+            now: Utc::now(),
+            lease_until: self.lease_until(),
+            limit: free as i64,
+            org_cap: self.opts.org_concurrency,
+        };
+        let first = store.claim_first(&claim).await?;
+        let n = first.len();
+        for e in first {
+            self.spawn_execution(e);
+        }
+        let more = store.claim_beyond(&claim, n).await?;
+        let total = n + more.len();
+        for e in more {
+            self.spawn_execution(e);
+        }
+        Ok(total)
     }
 
     /// Extends every lease this process holds; an execution it no longer holds (cancelled on

@@ -405,6 +405,7 @@ impl Services {
         id: Uuid,
         input: Value,
     ) -> ServiceResult<Execution> {
+        ctx.require(Role::Member)?;
         if self.get_agent(ctx, id).await?.status == "paused" {
             return Err(ServiceError::Conflict {
                 code: "invalid_state",

@@ -149,6 +149,17 @@ pub struct ExecutionFilter {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// What a claim asks for: up to `limit` due executions (as of `now`) for `owner` until
+/// `lease_until`, never more than `org_cap` running in one org.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    pub owner: &'a str,
+    pub now: DateTime<Utc>,
+    pub lease_until: DateTime<Utc>,
+    pub limit: i64,
+    pub org_cap: i64,
+}
+
 /// How a finished execution ends.
 #[derive(Debug, Clone)]
 pub struct Finish {
@@ -265,47 +276,36 @@ impl Store {
         limit: i64,
         org_cap: i64,
     ) -> Result<Vec<Execution>> {
-        let mut got = self
-            .claim_first(owner, now, lease_until, limit, org_cap)
-            .await?;
-        let more = self
-            .claim_beyond(owner, now, lease_until, limit, org_cap, got.len())
-            .await?;
+        let claim = Claim {
+            owner,
+            now,
+            lease_until,
+            limit,
+            org_cap,
+        };
+        let mut got = self.claim_first(&claim).await?;
+        let more = self.claim_beyond(&claim, got.len()).await?;
         got.extend(more);
         Ok(got)
     }
 
     /// The first half of [`Store::claim_executions`]: the claim among the first candidates.
     /// A caller may start what it returns before it calls [`Store::claim_beyond`].
-    pub async fn claim_first(
-        &self,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: i64,
-        org_cap: i64,
-    ) -> Result<Vec<Execution>> {
-        self.claim_among(true, owner, now, lease_until, limit, org_cap)
-            .await
+    pub async fn claim_first(&self, claim: &Claim<'_>) -> Result<Vec<Execution>> {
+        self.claim_among(true, claim, claim.limit).await
     }
 
     /// The second half of [`Store::claim_executions`], after [`Store::claim_first`] claimed
     /// `got`: when that left room and more are due beyond the first candidates, the claim over
     /// the whole backlog.
-    pub async fn claim_beyond(
-        &self,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: i64,
-        org_cap: i64,
-        got: usize,
-    ) -> Result<Vec<Execution>> {
-        let left = limit - got as i64;
-        if left > 0 && self.due_beyond(now, CLAIM_CANDIDATES - got as i64).await? {
-            return self
-                .claim_among(false, owner, now, lease_until, left, org_cap)
-                .await;
+    pub async fn claim_beyond(&self, claim: &Claim<'_>, got: usize) -> Result<Vec<Execution>> {
+        let left = claim.limit - got as i64;
+        if left > 0
+            && self
+                .due_beyond(claim.now, CLAIM_CANDIDATES - got as i64)
+                .await?
+        {
+            return self.claim_among(false, claim, left).await;
         }
         Ok(vec![])
     }
@@ -329,11 +329,8 @@ impl Store {
     async fn claim_among(
         &self,
         bounded: bool,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        claim: &Claim<'_>,
         limit: i64,
-        org_cap: i64,
     ) -> Result<Vec<Execution>> {
         let source = if bounded {
             format!(
@@ -369,11 +366,11 @@ impl Store {
                     "WITH ranked AS ({ranked}), busy AS ({BUSY}) UPDATE executions SET {SET}
                      WHERE id IN ({PICKED}) RETURNING {COLS}"
                 ))
-                .bind(owner)
-                .bind(lease_until)
-                .bind(now)
+                .bind(claim.owner)
+                .bind(claim.lease_until)
+                .bind(claim.now)
                 .bind(limit)
-                .bind(org_cap)
+                .bind(claim.org_cap)
                 .fetch_all(&mut *conn)
                 .await
             }
@@ -392,11 +389,11 @@ impl Store {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ))
-                .bind(owner)
-                .bind(lease_until)
-                .bind(now)
+                .bind(claim.owner)
+                .bind(claim.lease_until)
+                .bind(claim.now)
                 .bind(limit)
-                .bind(org_cap)
+                .bind(claim.org_cap)
                 .fetch_all(pool)
                 .await
             }

@@ -38,7 +38,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 pub use agents::{Agent, AgentFilter, AgentLog, AgentStats, AgentVersion, LogFilter};
 pub use conversations::{Conversation, ConversationFilter, Message};
-pub use executions::{Execution, ExecutionFilter, Finish, Step, Tokens};
+pub use executions::{Claim, Execution, ExecutionFilter, Finish, Step, Tokens};
 pub use idempotency::IdempotentResponse;
 pub use mcp_servers::McpServer;
 pub use models::*;
