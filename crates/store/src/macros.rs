@@ -37,7 +37,7 @@ macro_rules! write {
 
 /// Like `write!`, for a write whose loss in a crash of the database server (not of Agentry)
 /// costs nothing durable: the live event log, agent log lines, the runtime's own audit events,
-/// claims, leases and steps that have only started. On PostgreSQL it commits without waiting
+/// claims and steps that have only started. On PostgreSQL it commits without waiting
 /// for the WAL flush (`synchronous_commit = off`): it is visible at once, survives a crash of
 /// Agentry, and becomes durable with the next ordinary commit (the WAL is one sequence), so what
 /// a crash of the server can take is only the last fraction of a second of such writes, never
